@@ -1,0 +1,282 @@
+package access
+
+import (
+	"context"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"callvault/internal/recording"
+	"callvault/internal/sqlitedb"
+)
+
+// Directory is the register of care units, users and systems, and patient
+// blocks, kept in SQLite. It is the only source of roles: a certificate
+// proves who someone is, the directory says what they may do.
+type Directory struct {
+	db *sql.DB
+}
+
+var directoryMigrations = []string{
+	`CREATE TABLE units (
+		hsa_id TEXT PRIMARY KEY,
+		care_provider TEXT NOT NULL,
+		name TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE principals (
+		hsa_id TEXT PRIMARY KEY,
+		display_name TEXT NOT NULL,
+		care_provider TEXT NOT NULL,
+		care_unit TEXT NOT NULL REFERENCES units(hsa_id),
+		roles TEXT NOT NULL,
+		disabled INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE blocks (
+		patient_index BLOB NOT NULL,
+		care_unit TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (patient_index, care_unit)
+	);`,
+}
+
+// ErrExists is returned when adding a unit or principal that is already registered.
+var ErrExists = errors.New("access: already registered")
+
+// ErrNotFound is returned for an unregistered unit or principal.
+var ErrNotFound = errors.New("access: not registered")
+
+// OpenDirectory opens (creating and migrating) the directory database at path.
+func OpenDirectory(ctx context.Context, path string) (*Directory, error) {
+	db, err := sqlitedb.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("access: directory: %w", err)
+	}
+	if err := sqlitedb.Migrate(ctx, db, "directory", directoryMigrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("access: directory: %w", err)
+	}
+	return &Directory{db: db}, nil
+}
+
+// Close closes the database.
+func (d *Directory) Close() error { return d.db.Close() }
+
+// Unit is a registered care unit (vårdenhet).
+type Unit struct {
+	HSAID        string
+	CareProvider string
+	Name         string
+}
+
+// Entry is a registered user or system.
+type Entry struct {
+	HSAID        string
+	DisplayName  string
+	CareProvider string
+	CareUnit     string
+	Roles        []Role
+	Disabled     bool
+}
+
+// AddUnit registers a care unit under a care provider.
+func (d *Directory) AddUnit(ctx context.Context, u Unit) error {
+	if !recording.ValidHSAID(u.HSAID) || !recording.ValidHSAID(u.CareProvider) {
+		return errors.New("access: unit and care provider must be HSA-IDs")
+	}
+	if strings.TrimSpace(u.Name) == "" {
+		return errors.New("access: unit name is required")
+	}
+	_, err := d.db.ExecContext(ctx, `INSERT INTO units (hsa_id, care_provider, name, created_at) VALUES (?, ?, ?, ?)`,
+		u.HSAID, u.CareProvider, u.Name, time.Now().UnixNano())
+	if isConstraint(err) {
+		return fmt.Errorf("%w: unit %s", ErrExists, u.HSAID)
+	}
+	if err != nil {
+		return fmt.Errorf("access: add unit: %w", err)
+	}
+	return nil
+}
+
+// UnitKnown reports whether unit is registered under careProvider.
+func (d *Directory) UnitKnown(ctx context.Context, careProvider, unit string) (bool, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM units WHERE hsa_id = ? AND care_provider = ?`, unit, careProvider).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("access: look up unit: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Add registers a user or system. Its unit must be registered under its
+// care provider, and it needs at least one role.
+func (d *Directory) Add(ctx context.Context, e Entry) error {
+	if !recording.ValidHSAID(e.HSAID) {
+		return errors.New("access: not an HSA-ID")
+	}
+	if len(e.Roles) == 0 {
+		return errors.New("access: at least one role is required")
+	}
+	ok, err := d.UnitKnown(ctx, e.CareProvider, e.CareUnit)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("access: care unit %s is not registered under care provider %s", e.CareUnit, e.CareProvider)
+	}
+	roles := make([]string, len(e.Roles))
+	for i, r := range e.Roles {
+		if _, err := ParseRole(string(r)); err != nil {
+			return err
+		}
+		roles[i] = string(r)
+	}
+	_, err = d.db.ExecContext(ctx, `INSERT INTO principals (hsa_id, display_name, care_provider, care_unit, roles, disabled, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.HSAID, e.DisplayName, e.CareProvider, e.CareUnit, strings.Join(roles, ","), e.Disabled, time.Now().UnixNano())
+	if isConstraint(err) {
+		return fmt.Errorf("%w: %s", ErrExists, e.HSAID)
+	}
+	if err != nil {
+		return fmt.Errorf("access: add principal: %w", err)
+	}
+	return nil
+}
+
+// SetDisabled disables or re-enables a principal. A disabled principal is
+// refused as if unregistered.
+func (d *Directory) SetDisabled(ctx context.Context, hsaID string, disabled bool) error {
+	res, err := d.db.ExecContext(ctx, `UPDATE principals SET disabled = ? WHERE hsa_id = ?`, disabled, hsaID)
+	if err != nil {
+		return fmt.Errorf("access: disable: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: %s", ErrNotFound, hsaID)
+	}
+	return nil
+}
+
+// Lookup returns the entry for hsaID, ErrNotFound if there is none.
+func (d *Directory) Lookup(ctx context.Context, hsaID string) (*Entry, error) {
+	var e Entry
+	var roles string
+	err := d.db.QueryRowContext(ctx, `SELECT hsa_id, display_name, care_provider, care_unit, roles, disabled FROM principals WHERE hsa_id = ?`, hsaID).
+		Scan(&e.HSAID, &e.DisplayName, &e.CareProvider, &e.CareUnit, &roles, &e.Disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, hsaID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("access: look up principal: %w", err)
+	}
+	for _, r := range strings.Split(roles, ",") {
+		e.Roles = append(e.Roles, Role(r))
+	}
+	return &e, nil
+}
+
+// List returns every registered principal, ordered by HSA-ID.
+func (d *Directory) List(ctx context.Context) ([]*Entry, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT hsa_id FROM principals ORDER BY hsa_id`)
+	if err != nil {
+		return nil, fmt.Errorf("access: list: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("access: list: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("access: list: %w", err)
+	}
+	out := make([]*Entry, 0, len(ids))
+	for _, id := range ids {
+		e, err := d.Lookup(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Units returns every registered unit, ordered by HSA-ID.
+func (d *Directory) Units(ctx context.Context) ([]Unit, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT hsa_id, care_provider, name FROM units ORDER BY hsa_id`)
+	if err != nil {
+		return nil, fmt.Errorf("access: units: %w", err)
+	}
+	defer rows.Close()
+	var out []Unit
+	for rows.Next() {
+		var u Unit
+		if err := rows.Scan(&u.HSAID, &u.CareProvider, &u.Name); err != nil {
+			return nil, fmt.Errorf("access: units: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// Principal authenticates a verified client certificate: it reads the
+// HSA-ID and returns the registered, enabled principal.
+func (d *Directory) Principal(ctx context.Context, cert *x509.Certificate) (*Principal, error) {
+	id, err := HSAIDFromCertificate(cert)
+	if err != nil {
+		return nil, err
+	}
+	e, err := d.Lookup(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrUnknownUser
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.Disabled {
+		return nil, ErrUnknownUser
+	}
+	return &Principal{HSAID: e.HSAID, CareProvider: e.CareProvider, CareUnit: e.CareUnit, Roles: e.Roles, CertFingerprint: Fingerprint(cert)}, nil
+}
+
+// AddBlock records that the patient (by blind index) blocks access from
+// careUnit. Adding an existing block is not an error.
+func (d *Directory) AddBlock(ctx context.Context, patientIndex []byte, careUnit string) error {
+	_, err := d.db.ExecContext(ctx, `INSERT OR IGNORE INTO blocks (patient_index, care_unit, created_at) VALUES (?, ?, ?)`,
+		patientIndex, careUnit, time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("access: add block: %w", err)
+	}
+	return nil
+}
+
+// RemoveBlock lifts a block.
+func (d *Directory) RemoveBlock(ctx context.Context, patientIndex []byte, careUnit string) error {
+	if _, err := d.db.ExecContext(ctx, `DELETE FROM blocks WHERE patient_index = ? AND care_unit = ?`, patientIndex, careUnit); err != nil {
+		return fmt.Errorf("access: remove block: %w", err)
+	}
+	return nil
+}
+
+// Blocked reports whether the patient blocks access from careUnit.
+func (d *Directory) Blocked(ctx context.Context, patientIndex []byte, careUnit string) (bool, error) {
+	if len(patientIndex) == 0 {
+		return false, nil
+	}
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blocks WHERE patient_index = ? AND care_unit = ?`, patientIndex, careUnit).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("access: look up block: %w", err)
+	}
+	return n > 0, nil
+}
+
+func isConstraint(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "constraint failed")
+}
