@@ -1,0 +1,72 @@
+// Package audit is callvault's access log. Every decision the archive makes
+// — allowed or denied — is appended here, and the archive acts only after
+// Append has returned, i.e. after the entry is durable.
+//
+// This first version is a hash chain in SQLite: entry n stores
+// SHA-256(0x00 || hash(n-1) || canonical bytes of entry n), so changing,
+// removing or reordering stored entries breaks every later hash. The
+// Merkle log with signed checkpoints (docs/audit-log.md, a later version)
+// replaces the chain behind the same Appender interface.
+//
+// Personal data inside an event (the patient, the free-text emergency
+// reason) is stored encrypted under the keyring's data key; the patient also
+// gets a keyed blind index so per-patient extracts need no decryption scan.
+package audit
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Outcomes of a decision.
+const (
+	Allowed = "allowed"
+	Denied  = "denied"
+)
+
+// Event is one audited decision or act, with the fields HSLF-FS 2016:40
+// 4 kap. 9 § asks for: the action, the care unit, the time, the user and the
+// patient.
+type Event struct {
+	Seq     int64     // assigned by Append
+	Time    time.Time // set by Append if zero
+	Action  string    // e.g. "ingest", "search", "read-metadata", "play", "ingest.stored"
+	Outcome string    // Allowed or Denied
+	Reason  string    // a policy reason code; never personal data
+	Flagged bool      // for log follow-up, e.g. emergency access
+
+	User         string // HSA-ID of the principal ("" when unauthenticated)
+	CareProvider string // the user's care provider
+	CareUnit     string // the user's care unit
+
+	Patient         string // 12-digit personnummer, "" if none; stored encrypted
+	RecordingID     string
+	Purpose         string
+	EmergencyReason string // free text; stored encrypted
+	ClientAddr      string
+	RequestID       string
+	Detail          string // e.g. a byte range or a result count; never personal data
+}
+
+// Appender is the one thing the archive needs of the audit log.
+type Appender interface {
+	// Append makes e durable. It MUST NOT return nil before the entry is
+	// on stable storage; callers act on a request only after a nil return,
+	// and deny it otherwise.
+	Append(ctx context.Context, e *Event) error
+}
+
+// ErrUnavailable wraps every failure to make an entry durable.
+var ErrUnavailable = errors.New("audit: log unavailable")
+
+// ErrCorrupt is returned by Verify; the error text names the first bad entry.
+var ErrCorrupt = errors.New("audit: log verification failed")
+
+// Protector encrypts personal data and computes blind indexes; the keyring
+// (keys.Keyring) implements it.
+type Protector interface {
+	BlindIndex(kind, value string) []byte
+	SealData(label string, plaintext []byte) ([]byte, error)
+	OpenData(label string, sealed []byte) ([]byte, error)
+}
