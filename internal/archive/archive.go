@@ -1,0 +1,199 @@
+// Package archive is callvault's core service: the only package that joins
+// the catalog, the storage sites, the container (seal), the policy (access)
+// and the audit log, and the only one that decrypts audio. Every entry point
+// (HTTP API, web pages, SIPREC, importer, CLI) calls it.
+//
+// Every method follows one order: decide by policy, append the decision to
+// the audit log and wait until it is durable, and only then act. If the
+// audit log cannot be written the answer is ErrAuditUnavailable and nothing
+// is read or stored.
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"filippo.io/age"
+
+	"callvault/internal/access"
+	"callvault/internal/audit"
+	"callvault/internal/catalog"
+	"callvault/internal/keys"
+	"callvault/internal/site"
+)
+
+// Errors a caller branches on. The HTTP API maps each to one status code.
+var (
+	// ErrDenied: the policy said no. Errors wrapping it are *DeniedError.
+	ErrDenied = errors.New("archive: access denied")
+	// ErrNotFound: no such recording — or one the caller must not learn
+	// exists (another care provider's); the two are deliberately the same.
+	ErrNotFound = errors.New("archive: no such recording")
+	// ErrAuditUnavailable: the decision could not be made durable, so the
+	// request was refused.
+	ErrAuditUnavailable = errors.New("archive: audit log unavailable")
+	// ErrStorage: the storage sites or the catalog failed.
+	ErrStorage = errors.New("archive: storage unavailable")
+)
+
+// DeniedError carries the policy's reason code for a denial.
+type DeniedError struct{ Reason string }
+
+func (e *DeniedError) Error() string { return "archive: access denied: " + e.Reason }
+
+// Is makes errors.Is(err, ErrDenied) true.
+func (e *DeniedError) Is(target error) bool { return target == ErrDenied }
+
+// InvalidError reports bad input from the caller, naming the field. The
+// message never contains the field's value.
+type InvalidError struct {
+	Field string
+	Msg   string
+	Err   error
+}
+
+func (e *InvalidError) Error() string { return fmt.Sprintf("archive: invalid %s: %s", e.Field, e.Msg) }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Catalog is what the archive needs of the metadata index.
+type Catalog interface {
+	Insert(ctx context.Context, rec *catalog.Recording, pendingSites []string) error
+	Get(ctx context.Context, id string) (*catalog.Recording, error)
+	ByPatient(ctx context.Context, careProvider string, patientIndex []byte, from, to time.Time) ([]*catalog.Recording, error)
+	Count(ctx context.Context) (int, error)
+	Pending(ctx context.Context) ([]catalog.Pending, error)
+	PendingCount(ctx context.Context) (int, error)
+	ResolvePending(ctx context.Context, recordingID, site string) error
+	NotePendingFailure(ctx context.Context, recordingID, site, reason string) error
+}
+
+// Directory is what the archive needs of the directory.
+type Directory interface {
+	UnitKnown(ctx context.Context, careProvider, unit string) (bool, error)
+	Blocked(ctx context.Context, patientIndex []byte, careUnit string) (bool, error)
+}
+
+// Keyring is what the archive needs of the key material.
+type Keyring interface {
+	Current() keys.Epoch
+	Identity(epoch int) (age.Identity, error)
+	BlindIndex(kind, value string) []byte
+}
+
+var (
+	_ Catalog   = (*catalog.DB)(nil)
+	_ Directory = (*access.Directory)(nil)
+	_ Keyring   = (*keys.Keyring)(nil)
+)
+
+// Config wires a Service. Every field but Logger, Metrics and Now is required.
+type Config struct {
+	Catalog   Catalog
+	Sites     *site.Replicator
+	Keys      Keyring
+	Directory Directory
+	Audit     audit.Appender
+	// Logger receives operational lines (recording IDs only). If unset, logs are discarded.
+	Logger *slog.Logger
+	// Metrics, if set, is updated on every request.
+	Metrics *Metrics
+	// Now is the clock. If unset, time.Now.
+	Now func() time.Time
+}
+
+// Service is the archive core. It is safe for concurrent use.
+type Service struct {
+	cat     Catalog
+	sites   *site.Replicator
+	keys    Keyring
+	dir     Directory
+	audit   audit.Appender
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Catalog == nil || cfg.Sites == nil || cfg.Keys == nil || cfg.Directory == nil || cfg.Audit == nil {
+		return nil, errors.New("archive: config needs catalog, sites, keys, directory and audit")
+	}
+	s := &Service{cat: cfg.Catalog, sites: cfg.Sites, keys: cfg.Keys, dir: cfg.Directory, audit: cfg.Audit,
+		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Caller is who makes a request and from where, as the entry point saw it.
+type Caller struct {
+	Principal  *access.Principal
+	ClientAddr string
+	RequestID  string
+}
+
+// Access is what a reader states with a request: the purpose, and for
+// emergency access (nödåtkomst) the written reason.
+type Access struct {
+	Purpose         string
+	EmergencyReason string
+}
+
+// record appends e (filled with the caller's identity) and waits until it
+// is durable. Every decision passes through here.
+func (s *Service) record(ctx context.Context, c Caller, e *audit.Event) error {
+	if c.Principal != nil {
+		e.User, e.CareProvider, e.CareUnit = c.Principal.HSAID, c.Principal.CareProvider, c.Principal.CareUnit
+	}
+	e.ClientAddr, e.RequestID = c.ClientAddr, c.RequestID
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	start := time.Now()
+	err := s.audit.Append(ctx, e)
+	s.metrics.observeAudit(time.Since(start), err)
+	s.metrics.decision(e.Action, e.Outcome)
+	if err != nil {
+		s.log.ErrorContext(ctx, "audit append failed; request refused", "action", e.Action, "recording", e.RecordingID, "request", c.RequestID, "err", err)
+		return fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+	}
+	return nil
+}
+
+// deny records a denial and returns the error for the caller: err if
+// given, else a *DeniedError with the reason.
+func (s *Service) deny(ctx context.Context, c Caller, e *audit.Event, err error) error {
+	e.Outcome = audit.Denied
+	if aerr := s.record(ctx, c, e); aerr != nil {
+		return aerr
+	}
+	if err == nil {
+		err = &DeniedError{Reason: e.Reason}
+	}
+	return err
+}
+
+// RefuseIdentity records that a verified certificate was refused because
+// the directory does not know it (reason "unknown-user") or it carries no
+// HSA-ID ("no-hsa-id"). The detail holds the certificate's fingerprint so an
+// incident report can follow it. It returns ErrAuditUnavailable if the
+// refusal could not be recorded; the caller refuses either way.
+func (s *Service) RefuseIdentity(ctx context.Context, c Caller, fingerprint, reason string) error {
+	return s.record(ctx, c, &audit.Event{Action: "authenticate", Outcome: audit.Denied, Reason: reason, Detail: "cert_sha256=" + fingerprint})
+}
+
+// RejectInput records a request that an entry point refused before it could
+// become an archive call (e.g. a body that is not multipart, a metadata part
+// that is not JSON, a bad query parameter), so that every answered request
+// is in the audit log. field names the bad input; it never holds its value.
+// It returns ErrAuditUnavailable if the refusal could not be recorded.
+func (s *Service) RejectInput(ctx context.Context, c Caller, action, field string) error {
+	return s.record(ctx, c, &audit.Event{Action: action, Outcome: audit.Denied, Reason: "invalid-input", Detail: "field=" + field})
+}

@@ -1,0 +1,207 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"callvault/internal/access"
+	"callvault/internal/audio"
+	"callvault/internal/audit"
+	"callvault/internal/catalog"
+	"callvault/internal/recording"
+	"callvault/internal/seal"
+)
+
+// Labels of the recording fields sealed under the file key (docs/format.md).
+const (
+	fieldPatient = "catalog/patient"
+	fieldCaller  = "catalog/caller-number"
+	indexPatient = "patient"
+	indexCaller  = "caller"
+)
+
+// Ingest validates meta, decides, audits, and stores the audio read from
+// audioSrc: it is probed and validated while it streams into a seal writer
+// under a fresh file key, the ciphertext goes to both sites at once, and
+// the catalog row (with the wrapped key and a pending-replication entry for
+// a site that failed) is committed only after the sites have committed.
+// It returns the new recording's ID only when all of that is durable.
+//
+// Bad metadata is an *InvalidError; audio that is not WAV/MP3 wraps
+// audio.ErrUnsupported, broken or truncated audio audio.ErrMalformed or
+// audio.ErrTruncated; a read error of audioSrc (e.g. a body over the size
+// limit) is returned wrapped. In every such case nothing is stored.
+func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata, audioSrc io.Reader) (string, error) {
+	id, err := recording.NewID()
+	if err != nil {
+		return "", err
+	}
+	ev := &audit.Event{Action: string(access.ActionIngest), RecordingID: id}
+	v, err := meta.Validate(s.now())
+	if err != nil {
+		var fe *recording.FieldError
+		if errors.As(err, &fe) {
+			ev.Reason, ev.Detail = "invalid-metadata", "field="+fe.Field
+			return "", s.deny(ctx, c, ev, &InvalidError{Field: fe.Field, Msg: fe.Msg, Err: err})
+		}
+		return "", err
+	}
+	ev.Patient = v.Patient
+	known, err := s.dir.UnitKnown(ctx, v.CareProvider, v.CareUnit)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	d := access.Decide(access.Request{Action: access.ActionIngest, Principal: c.Principal,
+		Facts: access.Facts{CareProvider: v.CareProvider, CareUnit: v.CareUnit, UnitKnown: known}})
+	ev.Reason = d.Reason
+	if !d.Allowed {
+		if d.Reason == access.ReasonUnknownUnit {
+			return "", s.deny(ctx, c, ev, &InvalidError{Field: "care_unit", Msg: "care unit is not registered for this care provider"})
+		}
+		return "", s.deny(ctx, c, ev, nil)
+	}
+	ev.Outcome = audit.Allowed
+	if err := s.record(ctx, c, ev); err != nil {
+		return "", err
+	}
+
+	rec, held, missing, err := s.store(ctx, id, v, audioSrc)
+	if err != nil {
+		s.metrics.ingest("failed", 0)
+		// The decision is on record; record that nothing was stored, too.
+		_ = s.record(ctx, c, &audit.Event{Action: "ingest.aborted", Outcome: audit.Allowed, RecordingID: id, Reason: abortReason(err)})
+		return "", err
+	}
+	if err := s.cat.Insert(ctx, rec, missing); err != nil {
+		// The blobs are orphans now; the scrubber removes them. Try at once.
+		_ = s.sites.Delete(context.WithoutCancel(ctx), id)
+		s.metrics.ingest("failed", 0)
+		return "", fmt.Errorf("%w: catalog: %w", ErrStorage, err)
+	}
+	if len(missing) > 0 {
+		s.log.WarnContext(ctx, "recording held by one site only; queued for repair", "recording", id, "held", held, "missing", missing)
+		s.metrics.pendingAdded(len(missing))
+	}
+	s.metrics.ingest("stored", rec.AudioBytes)
+	if err := s.record(ctx, c, &audit.Event{Action: "ingest.stored", Outcome: audit.Allowed, RecordingID: id,
+		Patient: v.Patient, Detail: fmt.Sprintf("bytes=%d sites=%d", rec.AudioBytes, len(held))}); err != nil {
+		// Stored and durable, but the completion event is missing: still
+		// report success, the decision event is on record.
+		s.log.ErrorContext(ctx, "ingest stored but completion not audited", "recording", id)
+	}
+	s.log.InfoContext(ctx, "recording stored", "recording", id, "bytes", rec.AudioBytes, "sites", len(held))
+	return id, nil
+}
+
+func abortReason(err error) string {
+	switch {
+	case errors.Is(err, audio.ErrUnsupported):
+		return "unsupported-audio"
+	case errors.Is(err, audio.ErrMalformed):
+		return "malformed-audio"
+	case errors.Is(err, audio.ErrTruncated):
+		return "truncated-audio"
+	case errors.Is(err, ErrStorage):
+		return "storage"
+	}
+	return "input"
+}
+
+// store streams the audio into both sites and returns the catalog row.
+func (s *Service) store(ctx context.Context, id string, v *recording.Valid, src io.Reader) (*catalog.Recording, []string, []string, error) {
+	info, probed, err := audio.Probe(src)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("archive: audio: %w", err)
+	}
+	if info.Container == "wav" && info.DataBytes == 0 {
+		return nil, nil, nil, &InvalidError{Field: "audio", Msg: "the WAV file holds no samples"}
+	}
+	fk, err := seal.NewFileKey()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	up, err := s.sites.Create(ctx, id)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			up.Abort()
+		}
+	}()
+	blob := &countingHash{w: up, h: sha256.New()}
+	sw, err := seal.NewWriter(blob, fk, id)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	n, err := io.Copy(sw, probed)
+	if err != nil {
+		if errors.Is(err, audio.ErrTruncated) || errors.Is(err, audio.ErrMalformed) {
+			return nil, nil, nil, fmt.Errorf("archive: audio: %w", err)
+		}
+		if blob.err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		return nil, nil, nil, fmt.Errorf("archive: reading audio: %w", err)
+	}
+	if err := sw.Close(); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	held, missing, err := up.Commit()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	committed = true
+
+	epoch := s.keys.Current()
+	wrapped, err := seal.Wrap(fk, epoch.Recipient)
+	if err != nil {
+		_ = s.sites.Delete(context.WithoutCancel(ctx), id)
+		return nil, nil, nil, fmt.Errorf("%w: wrap: %w", ErrStorage, err)
+	}
+	rec := &catalog.Recording{
+		ID: id, CallID: v.CallID, CareProvider: v.CareProvider, CareUnit: v.CareUnit,
+		Staff: v.Staff, StartedAt: v.StartedAt, EndedAt: v.EndedAt, Direction: v.Direction,
+		PrivacyNotice: v.PrivacyNotice, Format: info.Container, ContentType: info.ContentType(),
+		AudioBytes: n, BlobBytes: blob.n, BlobSHA256: blob.h.Sum(nil),
+		KeyEpoch: epoch.ID, WrappedKey: wrapped, CreatedAt: s.now().UTC(),
+	}
+	if v.Patient != "" {
+		rec.PatientIndex = s.keys.BlindIndex(indexPatient, v.Patient)
+		if rec.PatientSealed, err = fk.SealField(fieldPatient, []byte(v.Patient)); err != nil {
+			_ = s.sites.Delete(context.WithoutCancel(ctx), id)
+			return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	if v.CallerNumber != "" {
+		rec.CallerIndex = s.keys.BlindIndex(indexCaller, v.CallerNumber)
+		if rec.CallerSealed, err = fk.SealField(fieldCaller, []byte(v.CallerNumber)); err != nil {
+			_ = s.sites.Delete(context.WithoutCancel(ctx), id)
+			return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	return rec, held, missing, nil
+}
+
+// countingHash passes writes through to w while counting and hashing them.
+type countingHash struct {
+	w   io.Writer
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,99 @@
+package archive
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the archive's Prometheus collectors. Labels carry action
+// names and outcomes only, never identifiers of people or recordings.
+// A nil *Metrics is valid and records nothing.
+type Metrics struct {
+	decisions   *prometheus.CounterVec
+	ingests     *prometheus.CounterVec
+	ingestBytes prometheus.Counter
+	auditAppend prometheus.Histogram
+	auditFail   prometheus.Counter
+	pending     prometheus.Gauge
+	repairs     *prometheus.CounterVec
+}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callvault_decisions_total", Help: "Audited decisions by action and outcome.",
+		}, []string{"action", "outcome"}),
+		ingests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callvault_ingest_total", Help: "Ingest attempts that passed the policy, by result (stored, failed).",
+		}, []string{"result"}),
+		ingestBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callvault_ingest_audio_bytes_total", Help: "Plaintext audio bytes of stored recordings.",
+		}),
+		auditAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "callvault_audit_append_seconds", Help: "Time until an audit entry was durable.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		auditFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callvault_audit_append_failures_total", Help: "Audit appends that failed (requests refused).",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "callvault_replication_pending", Help: "Blob copies waiting for repair to a site (replication backlog).",
+		}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callvault_replication_repairs_total", Help: "Repair attempts of missing blob copies, by result.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs)
+	return m
+}
+
+func (m *Metrics) decision(action, outcome string) {
+	if m == nil || outcome == "" {
+		return
+	}
+	m.decisions.WithLabelValues(action, outcome).Inc()
+}
+
+func (m *Metrics) observeAudit(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.auditFail.Inc()
+		return
+	}
+	m.auditAppend.Observe(d.Seconds())
+}
+
+func (m *Metrics) ingest(result string, bytes int64) {
+	if m == nil {
+		return
+	}
+	m.ingests.WithLabelValues(result).Inc()
+	m.ingestBytes.Add(float64(bytes))
+}
+
+func (m *Metrics) pendingAdded(n int) {
+	if m != nil {
+		m.pending.Add(float64(n))
+	}
+}
+
+func (m *Metrics) setPending(n int) {
+	if m != nil {
+		m.pending.Set(float64(n))
+	}
+}
+
+func (m *Metrics) repaired(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.repairs.WithLabelValues("ok").Inc()
+	} else {
+		m.repairs.WithLabelValues("failed").Inc()
+	}
+}

@@ -1,0 +1,95 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// RepairPending tries once to copy every queued missing blob to the site
+// that lacks it, verifying the stored SHA-256, and clears the queue entry on
+// success. It returns how many copies were repaired and how many remain.
+func (s *Service) RepairPending(ctx context.Context) (repaired, remaining int, err error) {
+	pend, err := s.cat.Pending(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	for _, p := range pend {
+		if ctx.Err() != nil {
+			break
+		}
+		rec, err := s.cat.Get(ctx, p.RecordingID)
+		if err != nil {
+			return repaired, len(pend) - repaired, fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		if err := s.sites.Repair(ctx, p.RecordingID, p.Site, rec.BlobSHA256); err != nil {
+			s.metrics.repaired(false)
+			s.log.WarnContext(ctx, "repair failed; will retry", "recording", p.RecordingID, "site", p.Site, "err", err)
+			_ = s.cat.NotePendingFailure(ctx, p.RecordingID, p.Site, err.Error())
+			continue
+		}
+		if err := s.cat.ResolvePending(ctx, p.RecordingID, p.Site); err != nil {
+			return repaired, len(pend) - repaired, fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		s.metrics.repaired(true)
+		s.log.InfoContext(ctx, "replica repaired", "recording", p.RecordingID, "site", p.Site)
+		repaired++
+	}
+	n, err := s.cat.PendingCount(ctx)
+	if err != nil {
+		return repaired, 0, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	s.metrics.setPending(n)
+	return repaired, n, nil
+}
+
+// RunRepair calls RepairPending every interval until ctx ends.
+func (s *Service) RunRepair(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, _, err := s.RepairPending(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "repair pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SiteStatus is the health of one storage site.
+type SiteStatus struct {
+	Name         string `json:"name"`
+	Jurisdiction string `json:"jurisdiction"`
+	OK           bool   `json:"ok"`
+	Error        string `json:"error,omitempty"`
+}
+
+// Status is the archive's operational state, without personal data.
+type Status struct {
+	Recordings         int          `json:"recordings"`
+	ReplicationPending int          `json:"replication_pending"`
+	Sites              []SiteStatus `json:"sites"`
+}
+
+// Status reports counts and site health for operators.
+func (s *Service) Status(ctx context.Context) (*Status, error) {
+	st := &Status{}
+	var err error
+	if st.Recordings, err = s.cat.Count(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if st.ReplicationPending, err = s.cat.PendingCount(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	for _, site := range s.sites.Sites() {
+		ss := SiteStatus{Name: site.Name(), Jurisdiction: site.Jurisdiction(), OK: true}
+		if err := site.Check(ctx); err != nil {
+			ss.OK, ss.Error = false, err.Error()
+		}
+		st.Sites = append(st.Sites, ss)
+	}
+	return st, nil
+}
