@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"callvault/internal/access"
+	"callvault/internal/archive"
+	"callvault/internal/audio"
+	"callvault/internal/config"
+	"callvault/internal/devpki"
+	"callvault/internal/keys"
+	"callvault/internal/recording"
+)
+
+// The dev setup's organisations. The HSA-IDs use the made-up organisation
+// numbers 9999990001 and 9999990002 so they can never be mistaken for real ones.
+const (
+	devProvider      = "SE9999990001-VG01"
+	devUnitA         = "SE9999990001-VE0A"
+	devUnitB         = "SE9999990001-VE0B"
+	devProviderOther = "SE9999990002-VG02"
+	devUnitOther     = "SE9999990002-VE0C"
+	// devP12Password protects the browser bundles NAME.p12.
+	devP12Password = "callvault"
+)
+
+// devIdentity is one certificate of the dev setup and its directory entry.
+type devIdentity struct {
+	file, name, hsaID, provider, unit string
+	role                              access.Role
+}
+
+var devIdentities = []devIdentity{
+	{"capture", "Capture system (dev)", "SE9999990001-CAP1", devProvider, devUnitA, access.RoleCapture},
+	{"nurse", "Nurse, unit A (dev)", "SE9999990001-N0A1", devProvider, devUnitA, access.RoleClinician},
+	{"nurse-b", "Nurse, unit B (dev)", "SE9999990001-N0B1", devProvider, devUnitB, access.RoleClinician},
+	{"nurse-other", "Nurse, other provider (dev)", "SE9999990002-N0C1", devProviderOther, devUnitOther, access.RoleClinician},
+	{"auditor", "Log reviewer (dev)", "SE9999990001-AUD1", devProvider, devUnitA, access.RoleAuditor},
+	{"admin", "Administrator (dev)", "SE9999990001-ADM1", devProvider, devUnitA, access.RoleAdmin},
+}
+
+var devUnits = []access.Unit{
+	{HSAID: devUnitA, CareProvider: devProvider, Name: "Sjukvårdsrådgivning A (dev)"},
+	{HSAID: devUnitB, CareProvider: devProvider, Name: "Sjukvårdsrådgivning B (dev)"},
+	{HSAID: devUnitOther, CareProvider: devProviderOther, Name: "Annan vårdgivare (dev)"},
+}
+
+// Synthetic patients of the demo data: Skatteverket's published test
+// personnummer, never real people.
+var devPatients = []string{"191212121212", "198001019804"}
+
+// devSetup is the result of preparing a dev data directory.
+type devSetup struct {
+	cfg       *config.Config
+	firstRun  bool
+	sampleMD  string
+	samplePNR string
+}
+
+// prepareDev creates, on the first run, the dev PKI, KEK, keyring,
+// directory entries and sample metadata in cfg.DataDir; later runs reuse them.
+func prepareDev(ctx context.Context, cfg *config.Config) (*devSetup, error) {
+	devDir := cfg.DevDir()
+	if err := os.MkdirAll(devDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Keyring), 0o700); err != nil {
+		return nil, err
+	}
+	s := &devSetup{cfg: cfg, sampleMD: filepath.Join(devDir, "sample-metadata.json"), samplePNR: devPatients[0]}
+	if _, err := os.Stat(filepath.Join(devDir, "ca.pem")); errors.Is(err, os.ErrNotExist) {
+		s.firstRun = true
+		if err := writeDevPKI(devDir); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(cfg.Keyring); errors.Is(err, os.ErrNotExist) {
+		if err := writeDevKeys(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := registerDev(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := writeSampleMetadata(s.sampleMD); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func writeDevPKI(devDir string) error {
+	now := time.Now()
+	ca, err := devpki.NewCA("callvault dev CA", now)
+	if err != nil {
+		return err
+	}
+	write := func(name string, data []byte) error {
+		return keys.WriteFileAtomic(filepath.Join(devDir, name), data)
+	}
+	if err := write("ca-key.pem", ca.KeyPEM()); err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := ca.IssueServer([]string{"localhost", "127.0.0.1", "::1"}, now.Add(-time.Hour), now.AddDate(2, 0, 0))
+	if err != nil {
+		return err
+	}
+	if err := write("server.pem", certPEM); err != nil {
+		return err
+	}
+	if err := write("server-key.pem", keyPEM); err != nil {
+		return err
+	}
+	for _, id := range devIdentities {
+		certPEM, keyPEM, err := ca.IssueClient(id.name, id.hsaID, now.Add(-time.Hour), now.AddDate(2, 0, 0))
+		if err != nil {
+			return err
+		}
+		p12, err := devpki.PKCS12(certPEM, keyPEM, ca.CertPEM(), devP12Password)
+		if err != nil {
+			return err
+		}
+		for name, data := range map[string][]byte{id.file + ".pem": certPEM, id.file + "-key.pem": keyPEM, id.file + ".p12": p12} {
+			if err := write(name, data); err != nil {
+				return err
+			}
+		}
+	}
+	// ca.pem last: its presence marks a complete dev PKI.
+	return write("ca.pem", ca.CertPEM())
+}
+
+func writeDevKeys(cfg *config.Config) error {
+	kek, err := keys.NewKEK()
+	if err != nil {
+		return err
+	}
+	if err := keys.WriteFileAtomic(cfg.KEKFile, []byte("# callvault dev key-encryption key: unlocks "+filepath.Base(cfg.Keyring)+"\n"+kek.String()+"\n")); err != nil {
+		return err
+	}
+	kr, err := keys.Generate(time.Now())
+	if err != nil {
+		return err
+	}
+	data, err := kr.Marshal(kek.Recipient())
+	if err != nil {
+		return err
+	}
+	if err := keys.WriteFileAtomic(cfg.Keyring, data); err != nil {
+		return err
+	}
+	return keys.WriteFileAtomic(cfg.PublicKeyPath(), kr.PublicFile())
+}
+
+func registerDev(ctx context.Context, cfg *config.Config) error {
+	dir, err := access.OpenDirectory(ctx, cfg.DirectoryPath())
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	for _, u := range devUnits {
+		if err := dir.AddUnit(ctx, u); err != nil && !errors.Is(err, access.ErrExists) {
+			return err
+		}
+	}
+	for _, id := range devIdentities {
+		err := dir.Add(ctx, access.Entry{HSAID: id.hsaID, DisplayName: id.name, CareProvider: id.provider, CareUnit: id.unit, Roles: []access.Role{id.role}})
+		if err != nil && !errors.Is(err, access.ErrExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+func sampleMetadata(callID, patient string, unit string, staff string, start time.Time, d time.Duration) recording.Metadata {
+	return recording.Metadata{
+		CallID: callID, CareProvider: devProvider, CareUnit: unit, Patient: patient,
+		CallerNumber: "+46701740605", // PTS number range reserved for fiction
+		Staff:        []string{staff}, StartedAt: start.UTC().Truncate(time.Second), EndedAt: start.Add(d).UTC().Truncate(time.Second),
+		Direction: recording.Inbound, PrivacyNotice: "ivr-2026-01",
+	}
+}
+
+func writeSampleMetadata(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	md := sampleMetadata("dev-sample-call-1", devPatients[0], devUnitA, "SE9999990001-N0A1", time.Now().Add(-10*time.Minute), 20*time.Second)
+	b, err := json.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return err
+	}
+	return keys.WriteFileAtomic(path, append(b, '\n'))
+}
+
+// demoWAV returns a synthetic two-channel G.711 μ-law call: the caller's
+// channel a 440 Hz tone, the nurse's 660 Hz.
+func demoWAV(seconds int) []byte {
+	n := 8000 * seconds
+	var buf bytes.Buffer
+	if err := audio.WriteWAV(&buf, audio.MuLaw, 8000, [][]int16{audio.Tone(440, 8000, n, 8000), audio.Tone(660, 8000, n, 8000)}); err != nil {
+		panic(err) // writing to a bytes.Buffer cannot fail
+	}
+	return buf.Bytes()
+}
+
+// seed ingests a few demo recordings through the archive, as the capture
+// system, on the first run only.
+func (s *devSetup) seed(ctx context.Context, st *stack) error {
+	n, err := st.cat.Count(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	capture := &access.Principal{HSAID: devIdentities[0].hsaID, CareProvider: devProvider, CareUnit: devUnitA, Roles: []access.Role{access.RoleCapture}}
+	c := archive.Caller{Principal: capture, ClientAddr: "dev-seed", RequestID: "dev-seed"}
+	base := time.Now().Add(-48 * time.Hour)
+	demos := []recording.Metadata{
+		sampleMetadata("dev-demo-1", devPatients[0], devUnitA, "SE9999990001-N0A1", base, 20*time.Second),
+		sampleMetadata("dev-demo-2", devPatients[0], devUnitB, "SE9999990001-N0B1", base.Add(2*time.Hour), 20*time.Second),
+		sampleMetadata("dev-demo-3", devPatients[1], devUnitA, "SE9999990001-N0A1", base.Add(3*time.Hour), 20*time.Second),
+	}
+	for _, md := range demos {
+		if _, err := st.arc.Ingest(ctx, c, md, bytes.NewReader(demoWAV(20))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *devSetup) printWelcome(w io.Writer, addr string) {
+	d := s.cfg.DevDir()
+	curl := func(who string) string {
+		return fmt.Sprintf("curl --cacert %s --cert %s --key %s", filepath.Join(d, "ca.pem"), filepath.Join(d, who+".pem"), filepath.Join(d, who+"-key.pem"))
+	}
+	exe := "go run ./cmd/callvault"
+	fmt.Fprintf(w, `
+callvault dev setup in %s (development only: throw-away keys and certificates)
+
+Client certificates (and .p12 bundles for browsers, password %q) are in %s.
+
+Search a (synthetic, test) patient's calls as the unit-A nurse:
+  %s -H 'X-Purpose: care' 'https://%s/v1/recordings?patient=%s'
+
+Play the first hit (replace ID):
+  %s -H 'X-Purpose: care' -o call.wav https://%s/v1/recordings/ID/audio
+
+Upload a call as the capture system (the audio is generated, nothing is downloaded):
+  %s tone | %s -F 'metadata=<%s;type=application/json' -F 'audio=@-;type=audio/wav' https://%s/v1/recordings
+
+Status and metrics:  %s status --data %s   ·   curl http://%s/metrics
+`, s.cfg.DataDir, devP12Password, d,
+		curl("nurse"), addr, s.samplePNR,
+		curl("nurse"), addr,
+		exe, curl("capture"), s.sampleMD, addr,
+		exe, s.cfg.DataDir, s.cfg.OpsListen)
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"callvault/internal/access"
+	"callvault/internal/pnr"
+)
+
+const directoryUsage = `callvault directory [--data DIR | --config FILE] COMMAND
+
+  list                                              users, systems and units
+  add-unit  --hsa-id ID --care-provider ID --name NAME
+  add       --hsa-id ID --care-provider ID --care-unit ID --roles R[,R] [--name NAME]
+  disable   --hsa-id ID          (refused at once on every request)
+  enable    --hsa-id ID
+  block     --patient PNR --care-unit ID    (the patient's spärr against a unit)
+  unblock   --patient PNR --care-unit ID
+
+Roles: capture, clinician, auditor, admin.
+`
+
+func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("directory", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, directoryUsage) }
+	cfgOf := configFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("directory: no command given")
+	}
+	cfg, err := cfgOf()
+	if err != nil {
+		return err
+	}
+	dir, err := access.OpenDirectory(ctx, cfg.DirectoryPath())
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+
+	sub := flag.NewFlagSet("directory "+fs.Arg(0), flag.ContinueOnError)
+	sub.SetOutput(stderr)
+	hsa := sub.String("hsa-id", "", "HSA-ID")
+	provider := sub.String("care-provider", "", "care provider HSA-ID")
+	unit := sub.String("care-unit", "", "care unit HSA-ID")
+	name := sub.String("name", "", "display name")
+	roles := sub.String("roles", "", "comma-separated roles")
+	patient := sub.String("patient", "", "personnummer or samordningsnummer")
+	if err := sub.Parse(fs.Args()[1:]); err != nil {
+		return err
+	}
+	switch fs.Arg(0) {
+	case "list":
+		units, err := dir.Units(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "UNIT\tCARE PROVIDER\tNAME")
+		for _, u := range units {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.HSAID, u.CareProvider, u.Name)
+		}
+		fmt.Fprintln(tw, "\nHSA-ID\tCARE PROVIDER\tCARE UNIT\tROLES\tSTATE")
+		entries, err := dir.List(ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			state := "active"
+			if e.Disabled {
+				state = "disabled"
+			}
+			rs := make([]string, len(e.Roles))
+			for i, r := range e.Roles {
+				rs[i] = string(r)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.HSAID, e.CareProvider, e.CareUnit, strings.Join(rs, ","), state)
+		}
+		return tw.Flush()
+	case "add-unit":
+		return dir.AddUnit(ctx, access.Unit{HSAID: *hsa, CareProvider: *provider, Name: *name})
+	case "add":
+		var rs []access.Role
+		for _, r := range strings.Split(*roles, ",") {
+			if r = strings.TrimSpace(r); r == "" {
+				continue
+			}
+			role, err := access.ParseRole(r)
+			if err != nil {
+				return err
+			}
+			rs = append(rs, role)
+		}
+		if *name == "" {
+			*name = *hsa
+		}
+		return dir.Add(ctx, access.Entry{HSAID: *hsa, DisplayName: *name, CareProvider: *provider, CareUnit: *unit, Roles: rs})
+	case "disable", "enable":
+		return dir.SetDisabled(ctx, *hsa, fs.Arg(0) == "disable")
+	case "block", "unblock":
+		n, err := pnr.Parse(*patient, time.Now())
+		if err != nil {
+			return fmt.Errorf("directory: --patient: %w", err)
+		}
+		kr, err := loadKeyring(cfg)
+		if err != nil {
+			return err
+		}
+		idx := kr.BlindIndex("patient", n.Digits())
+		if fs.Arg(0) == "block" {
+			return dir.AddBlock(ctx, idx, *unit)
+		}
+		return dir.RemoveBlock(ctx, idx, *unit)
+	}
+	fs.Usage()
+	return fmt.Errorf("directory: unknown command %q", fs.Arg(0))
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"callvault/internal/audio"
+)
+
+// binPath is the callvault binary built once by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "callvault-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "callvault")
+	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building callvault: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running `callvault serve --dev` child process.
+type server struct {
+	t       *testing.T
+	dataDir string
+	addr    string
+	opsAddr string
+	cmd     *exec.Cmd
+	logPath string // the server's stderr (operational logs), outside dataDir
+	waitErr chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServer starts serve --dev on free loopback ports with dataDir and
+// waits until it listens.
+func startServer(t *testing.T, dataDir, logPath string, extra ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), opsAddr: freeAddr(t), logPath: logPath, waitErr: make(chan error, 1)}
+	args := append([]string{"serve", "--dev", "--data", dataDir, "--listen", s.addr, "--ops-listen", s.opsAddr}, extra...)
+	s.cmd = exec.Command(binPath, args...)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = logf
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "listening on ") {
+				close(ready)
+			}
+		}
+	}()
+	go func() { s.waitErr <- s.cmd.Wait(); logf.Close() }()
+	select {
+	case <-ready:
+	case err := <-s.waitErr:
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("server exited before listening: %v\n%s", err, log)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not start in 60s")
+	}
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// stop ends the server gracefully (SIGTERM) if it still runs.
+func (s *server) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.waitErr:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.waitErr
+	}
+}
+
+// kill ends the server with SIGKILL, as a crash would.
+func (s *server) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.waitErr
+}
+
+func (s *server) devFile(name string) string { return filepath.Join(s.dataDir, "dev", name) }
+
+func (s *server) url(path string) string { return "https://" + s.addr + path }
+
+func (s *server) caPool() *x509.CertPool {
+	pem, err := os.ReadFile(s.devFile("ca.pem"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return pool
+}
+
+// client returns an HTTP client that presents the dev identity who
+// ("nurse", "capture", …), or no certificate for who == "".
+func (s *server) client(who string) *http.Client {
+	cfg := &tls.Config{RootCAs: s.caPool(), MinVersion: tls.VersionTLS13}
+	if who != "" {
+		cert, err := tls.LoadX509KeyPair(s.devFile(who+".pem"), s.devFile(who+"-key.pem"))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return clientWith(cfg)
+}
+
+func clientWith(cfg *tls.Config) *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
+}
+
+// response is what a request returned.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, r.body)
+	}
+	return m
+}
+
+// do sends a request as who with the given headers (pairs of name, value).
+func (s *server) do(who, method, path string, body io.Reader, hdr ...string) response {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.url(path), body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := s.client(who).Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s as %s: %v", method, path, who, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// multipartBody builds an upload body: metadata JSON then audio.
+func multipartBody(t *testing.T, metadata, audioBytes []byte) (string, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="metadata"`)
+	h.Set("Content-Type", "application/json")
+	p, _ := mw.CreatePart(h)
+	p.Write(metadata)
+	h = textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="audio"; filename="call.wav"`)
+	h.Set("Content-Type", "audio/wav")
+	p, _ = mw.CreatePart(h)
+	p.Write(audioBytes)
+	mw.Close()
+	return mw.FormDataContentType(), buf.Bytes()
+}
+
+func (s *server) upload(who string, metadata, audioBytes []byte) response {
+	s.t.Helper()
+	ct, body := multipartBody(s.t, metadata, audioBytes)
+	return s.do(who, "POST", "/v1/recordings", bytes.NewReader(body), "Content-Type", ct)
+}
+
+// Dev-setup identities and organisations, as created by serve --dev.
+const (
+	hsaNurseA   = "SE9999990001-N0A1"
+	hsaNurseB   = "SE9999990001-N0B1"
+	hsaCapture  = "SE9999990001-CAP1"
+	unitA       = "SE9999990001-VE0A"
+	unitB       = "SE9999990001-VE0B"
+	providerOne = "SE9999990001-VG01"
+)
+
+// meta returns upload metadata as a map so tests can drop or break fields.
+func meta(patient, caller, unit string) map[string]any {
+	start := time.Now().Add(-30 * time.Minute).UTC().Truncate(time.Second)
+	return map[string]any{
+		"call_id": fmt.Sprintf("e2e-%d", rand.Int64()), "care_provider": providerOne, "care_unit": unit,
+		"patient": patient, "caller_number": caller, "staff": []string{hsaNurseA},
+		"started_at": start.Format(time.RFC3339), "ended_at": start.Add(4 * time.Minute).Format(time.RFC3339),
+		"direction": "inbound", "privacy_notice": "ivr-2026-01",
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// noiseWAV returns a 2-channel PCM16 WAV of seeded pseudo-random samples:
+// every 4 KiB window of its data is unique, so a scan can find any copy.
+func noiseWAV(t *testing.T, seed uint64, seconds int) []byte {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	n := 8000 * seconds
+	ch := [][]int16{make([]int16, n), make([]int16, n)}
+	for c := range ch {
+		for i := range ch[c] {
+			ch[c][i] = int16(r.Uint32())
+		}
+	}
+	var buf bytes.Buffer
+	if err := audio.WriteWAV(&buf, audio.PCM16, 8000, ch); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// auditEvents returns the decrypted audit log via `callvault audit events`.
+func auditEvents(t *testing.T, dataDir string) []map[string]any {
+	t.Helper()
+	out, err := exec.Command(binPath, "audit", "--data", dataDir, "events").Output()
+	if err != nil {
+		t.Fatalf("audit events: %v", err)
+	}
+	var evs []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var e map[string]any
+		if err := dec.Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// statusJSON returns `callvault status --json`.
+func statusJSON(t *testing.T, dataDir string) map[string]any {
+	t.Helper()
+	out, err := exec.Command(binPath, "status", "--data", dataDir, "--json").Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// siteFiles lists every file below the two sites (committed blobs and temp files).
+func siteFiles(t *testing.T, dataDir string) []string {
+	t.Helper()
+	var out []string
+	for _, site := range []string{"site-a", "site-b"} {
+		filepath.WalkDir(filepath.Join(dataDir, site), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				out = append(out, p)
+			}
+			return nil
+		})
+	}
+	return out
+}

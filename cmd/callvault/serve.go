@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"callvault/internal/config"
+	"callvault/internal/httpapi"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "run the development setup: dev PKI, two local sites, demo recordings")
+	data := fs.String("data", "", "data directory for --dev (default "+defaultDataDir+")")
+	file := fs.String("config", "", "configuration file (production)")
+	listen := fs.String("listen", "", "mTLS API address (default 127.0.0.1:8443)")
+	opsListen := fs.String("ops-listen", "", "plain health and metrics address (default 127.0.0.1:9090)")
+	maxUpload := fs.Int64("max-upload", 0, "largest upload body in bytes (default 2 GiB)")
+	repair := fs.Duration("repair-interval", 0, "time between replication repair passes (default 30s)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+
+	cfg, err := resolveServeConfig(*dev, *data, *file)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *opsListen != "" {
+		cfg.OpsListen = *opsListen
+	}
+	if *maxUpload > 0 {
+		cfg.MaxUploadBytes = *maxUpload
+	}
+	if *repair > 0 {
+		cfg.RepairInterval = config.Duration(*repair)
+	}
+	var setup *devSetup
+	if cfg.Dev {
+		var err error
+		if setup, err = prepareDev(ctx, cfg); err != nil {
+			return fmt.Errorf("dev setup: %w", err)
+		}
+	}
+	tlsCfg, err := serverTLS(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.ClientCA)
+	if err != nil {
+		return err
+	}
+	st, err := openStack(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, f := range st.fs {
+		if n, err := f.CleanTemp(ctx, 0); err != nil {
+			return fmt.Errorf("cleaning interrupted uploads: %w", err)
+		} else if n > 0 {
+			logger.Info("removed interrupted uploads (ciphertext only)", "site", f.Name(), "count", n)
+		}
+	}
+	if setup != nil {
+		if err := setup.seed(ctx, st); err != nil {
+			return fmt.Errorf("dev demo recordings: %w", err)
+		}
+	}
+
+	apiLn, err := tls.Listen("tcp", cfg.Listen, tlsCfg)
+	if err != nil {
+		return fmt.Errorf("api listener: %w", err)
+	}
+	opsLn, err := net.Listen("tcp", cfg.OpsListen)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("ops listener: %w", err)
+	}
+	api := &http.Server{
+		Handler:           httpapi.NewHandler(httpapi.Config{Archive: st.arc, Auth: st.dir, MaxUploadBytes: cfg.MaxUploadBytes, Logger: logger}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(slogWriter{logger}, "", 0),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	opsMux := http.NewServeMux()
+	opsMux.Handle("GET /metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))
+	opsMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		s, err := st.arc.Status(r.Context())
+		if err != nil {
+			http.Error(w, "unhealthy: catalog", http.StatusServiceUnavailable)
+			return
+		}
+		for _, site := range s.Sites {
+			if !site.OK {
+				http.Error(w, "degraded: site "+site.Name+" unavailable", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	ops := &http.Server{Handler: opsMux, ReadHeaderTimeout: 10 * time.Second}
+
+	repairCtx, stopRepair := context.WithCancel(ctx)
+	defer stopRepair()
+	go st.arc.RunRepair(repairCtx, time.Duration(cfg.RepairInterval))
+
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(apiLn) }()
+	go func() { errc <- ops.Serve(opsLn) }()
+	logger.Info("callvault serving", "api", apiLn.Addr().String(), "ops", opsLn.Addr().String(), "dev", cfg.Dev)
+	if setup != nil {
+		setup.printWelcome(stdout, apiLn.Addr().String())
+	}
+	fmt.Fprintf(stdout, "listening on https://%s (ops http://%s)\n", apiLn.Addr(), opsLn.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	api.Shutdown(shutdownCtx)
+	ops.Shutdown(shutdownCtx)
+	logger.Info("callvault stopped")
+	return nil
+}
+
+func resolveServeConfig(dev bool, data, file string) (*config.Config, error) {
+	switch {
+	case dev && file != "":
+		return nil, errors.New("--dev and --config exclude each other")
+	case dev:
+		if data == "" {
+			data = defaultDataDir
+		}
+		return config.Dev(data)
+	case file == "":
+		return nil, errors.New("serve needs --config FILE (or --dev for the development setup)")
+	case data != "":
+		return nil, errors.New("--data goes with --dev; a config file names its data_dir")
+	}
+	return config.Load(file)
+}
+
+// serverTLS loads the server certificate and the client CA bundle and
+// returns the mTLS configuration. It refuses to start without them.
+func serverTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" || caFile == "" {
+		return nil, errors.New("TLS certificate, key and client CA bundle are required")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: server certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: client CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("tls: client CA bundle holds no certificate")
+	}
+	return httpapi.TLSConfig(cert, pool), nil
+}
+
+// slogWriter sends net/http's own error lines (e.g. failed TLS handshakes)
+// to the structured log.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn("http server", "msg", string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}

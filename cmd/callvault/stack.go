@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"callvault/internal/access"
+	"callvault/internal/archive"
+	"callvault/internal/audit"
+	"callvault/internal/catalog"
+	"callvault/internal/config"
+	"callvault/internal/keys"
+	"callvault/internal/site"
+)
+
+// defaultDataDir is where serve --dev and the local subcommands keep data
+// unless told otherwise.
+const defaultDataDir = "./callvault-data"
+
+// configFlags adds --data and --config to fs and returns a function that
+// resolves them into a configuration after parsing.
+func configFlags(fs *flag.FlagSet) func() (*config.Config, error) {
+	data := fs.String("data", "", "data directory of a dev setup (default "+defaultDataDir+")")
+	file := fs.String("config", "", "configuration file (production)")
+	return func() (*config.Config, error) {
+		if *data != "" && *file != "" {
+			return nil, errors.New("give --data or --config, not both")
+		}
+		if *file != "" {
+			return config.Load(*file)
+		}
+		dir := *data
+		if dir == "" {
+			dir = defaultDataDir
+		}
+		return config.Dev(dir)
+	}
+}
+
+// stack is every part of a running archive, opened from a config.
+type stack struct {
+	cfg   *config.Config
+	keys  *keys.Keyring
+	cat   *catalog.DB
+	dir   *access.Directory
+	audit *audit.Chain
+	fs    []*site.FS
+	sites *site.Replicator
+	arc   *archive.Service
+	reg   *prometheus.Registry
+}
+
+func unlockIdentities(cfg *config.Config) ([]age.Identity, error) {
+	if cfg.KEKFile != "" {
+		return keys.LoadKEKFile(cfg.KEKFile)
+	}
+	b, err := os.ReadFile(cfg.PassphraseFile)
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	id, _, err := keys.Passphrase(strings.TrimRight(string(b), "\r\n"))
+	if err != nil {
+		return nil, err
+	}
+	return []age.Identity{id}, nil
+}
+
+func loadKeyring(cfg *config.Config) (*keys.Keyring, error) {
+	ids, err := unlockIdentities(cfg)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(cfg.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return keys.Unmarshal(data, ids...)
+}
+
+// openStack opens the keyring, databases and sites of cfg and wires the
+// archive. The caller must Close it.
+func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (st *stack, err error) {
+	st = &stack{cfg: cfg, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+	if st.keys, err = loadKeyring(cfg); err != nil {
+		return nil, err
+	}
+	if st.cat, err = catalog.Open(ctx, cfg.CatalogPath()); err != nil {
+		return nil, err
+	}
+	if st.dir, err = access.OpenDirectory(ctx, cfg.DirectoryPath()); err != nil {
+		return nil, err
+	}
+	if st.audit, err = audit.OpenChain(ctx, cfg.AuditPath(), st.keys); err != nil {
+		return nil, err
+	}
+	var stores []site.Store
+	for _, sc := range cfg.Sites {
+		f, err := site.NewFS(ctx, site.FSConfig{Name: sc.Name, Dir: sc.Dir, Jurisdiction: sc.Jurisdiction})
+		if err != nil {
+			return nil, err
+		}
+		st.fs = append(st.fs, f)
+		stores = append(stores, f)
+	}
+	if err := site.CheckJurisdictions(stores, cfg.AllowedJurisdictions); err != nil {
+		return nil, err
+	}
+	if len(stores) != 2 {
+		return nil, errors.New("exactly two sites are required")
+	}
+	if st.sites, err = site.NewReplicator(stores[0], stores[1], logger); err != nil {
+		return nil, err
+	}
+	st.arc, err = archive.New(archive.Config{
+		Catalog: st.cat, Sites: st.sites, Keys: st.keys, Directory: st.dir, Audit: st.audit,
+		Logger: logger, Metrics: archive.NewMetrics(st.reg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Close closes everything that was opened.
+func (st *stack) Close() {
+	if st.audit != nil {
+		st.audit.Close()
+	}
+	if st.dir != nil {
+		st.dir.Close()
+	}
+	if st.cat != nil {
+		st.cat.Close()
+	}
+}

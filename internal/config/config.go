@@ -1,0 +1,193 @@
+// Package config is callvault's configuration: where data, keys and sites
+// live, what the listeners are, and what is allowed. A config is either
+// read from a JSON file (production) or derived from a data directory
+// (`--dev` and local subcommands given `--data DIR`).
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Site configures one filesystem storage site.
+type Site struct {
+	Name         string `json:"name"`
+	Dir          string `json:"dir"`
+	Jurisdiction string `json:"jurisdiction"`
+}
+
+// TLS is the API listener's TLS material.
+type TLS struct {
+	Cert     string `json:"cert"`      // server certificate chain, PEM
+	Key      string `json:"key"`       // its private key, PEM
+	ClientCA string `json:"client_ca"` // CA bundle that client certificates must chain to, PEM
+}
+
+// Config is the whole configuration. Paths are absolute after Load or Dev.
+type Config struct {
+	DataDir string `json:"data_dir"`
+	// Listen is the mTLS API address. If unset, 127.0.0.1:8443.
+	Listen string `json:"listen"`
+	// OpsListen is the plain health/metrics address. If unset, 127.0.0.1:9090.
+	OpsListen string `json:"ops_listen"`
+	TLS       TLS    `json:"tls"`
+	// Keyring is the encrypted key file. If unset, DataDir/keys/keyring.age.
+	Keyring string `json:"keyring"`
+	// KEKFile holds the age identity that unlocks the keyring; or
+	// PassphraseFile a passphrase. Exactly one is required.
+	KEKFile        string `json:"kek_file"`
+	PassphraseFile string `json:"passphrase_file"`
+	Sites          []Site `json:"sites"`
+	// AllowedJurisdictions for sites. If unset, ["SE"].
+	AllowedJurisdictions []string `json:"allowed_jurisdictions"`
+	// MaxUploadBytes bounds one upload. If unset, 2 GiB.
+	MaxUploadBytes int64 `json:"max_upload_bytes"`
+	// RepairInterval between replication repair passes. If unset, 30s.
+	RepairInterval Duration `json:"repair_interval"`
+	// Dev marks the throw-away development setup (dev PKI in DataDir/dev).
+	Dev bool `json:"-"`
+}
+
+// Duration is a time.Duration written as a Go duration string in JSON.
+type Duration time.Duration
+
+// UnmarshalJSON parses "30s", "5m"….
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Paths of the embedded databases.
+func (c *Config) CatalogPath() string   { return filepath.Join(c.DataDir, "catalog.db") }
+func (c *Config) AuditPath() string     { return filepath.Join(c.DataDir, "audit.db") }
+func (c *Config) DirectoryPath() string { return filepath.Join(c.DataDir, "directory.db") }
+func (c *Config) PublicKeyPath() string { return filepath.Join(filepath.Dir(c.Keyring), "archive.pub") }
+func (c *Config) DevDir() string        { return filepath.Join(c.DataDir, "dev") }
+
+// Dev returns the configuration of the development setup in dir: the dev
+// PKI and KEK in dir/dev, two filesystem sites dir/site-a and dir/site-b in
+// jurisdiction SE.
+func Dev(dir string) (*Config, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	dev := filepath.Join(abs, "dev")
+	c := &Config{
+		DataDir: abs, Dev: true,
+		TLS:     TLS{Cert: filepath.Join(dev, "server.pem"), Key: filepath.Join(dev, "server-key.pem"), ClientCA: filepath.Join(dev, "ca.pem")},
+		KEKFile: filepath.Join(dev, "kek.txt"),
+		Sites: []Site{
+			{Name: "a", Dir: filepath.Join(abs, "site-a"), Jurisdiction: "SE"},
+			{Name: "b", Dir: filepath.Join(abs, "site-b"), Jurisdiction: "SE"},
+		},
+	}
+	c.defaults()
+	return c, nil
+}
+
+// Load reads a JSON config file and checks that it is complete: TLS
+// material, a client CA bundle, a keyring and its unlock, two sites.
+// Relative paths are taken relative to the file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", filepath.Base(path), err)
+	}
+	base := filepath.Dir(path)
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
+	abs(&c.TLS.ClientCA)
+	abs(&c.Keyring)
+	abs(&c.KEKFile)
+	abs(&c.PassphraseFile)
+	for i := range c.Sites {
+		abs(&c.Sites[i].Dir)
+	}
+	c.defaults()
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8443"
+	}
+	if c.OpsListen == "" {
+		c.OpsListen = "127.0.0.1:9090"
+	}
+	if c.Keyring == "" && c.DataDir != "" {
+		c.Keyring = filepath.Join(c.DataDir, "keys", "keyring.age")
+	}
+	if len(c.AllowedJurisdictions) == 0 {
+		c.AllowedJurisdictions = []string{"SE"}
+	}
+	if c.RepairInterval == 0 {
+		c.RepairInterval = Duration(30 * time.Second)
+	}
+}
+
+// Check reports the first thing missing or wrong for a production start.
+func (c *Config) Check() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is required"))
+	}
+	if c.TLS.Cert == "" || c.TLS.Key == "" {
+		errs = append(errs, errors.New("tls.cert and tls.key are required: the API is served over TLS only"))
+	}
+	if c.TLS.ClientCA == "" {
+		errs = append(errs, errors.New("tls.client_ca is required: every client must present a certificate from these CAs"))
+	}
+	if (c.KEKFile == "") == (c.PassphraseFile == "") {
+		errs = append(errs, errors.New("exactly one of kek_file and passphrase_file is required to unlock the keyring"))
+	}
+	if len(c.Sites) != 2 {
+		errs = append(errs, errors.New("exactly two sites are required"))
+	} else if c.Sites[0].Name == c.Sites[1].Name {
+		errs = append(errs, errors.New("the two sites need different names"))
+	}
+	for _, s := range c.Sites {
+		if s.Dir == "" || s.Name == "" {
+			errs = append(errs, errors.New("each site needs a name and a dir"))
+		}
+		if !slices.Contains(c.AllowedJurisdictions, s.Jurisdiction) {
+			errs = append(errs, fmt.Errorf("site %q has jurisdiction %q, outside the allowed %v", s.Name, s.Jurisdiction, c.AllowedJurisdictions))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"callvault/internal/archive"
+	"callvault/internal/audio"
+)
+
+// writeError maps an archive error to its HTTP answer. This is the one
+// place where errors become status codes. Messages name fields, never
+// values, so no personal data is echoed.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var inv *archive.InvalidError
+	var denied *archive.DeniedError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit", "")
+	case errors.As(err, &inv):
+		writeJSONError(w, http.StatusBadRequest, inv.Msg, inv.Field)
+	case errors.Is(err, audio.ErrUnsupported):
+		writeJSONError(w, http.StatusUnsupportedMediaType, "audio must be WAV (PCM 16-bit, G.711 μ-law or A-law) or MP3", "audio")
+	case errors.Is(err, audio.ErrTruncated):
+		writeJSONError(w, http.StatusBadRequest, "audio is truncated: the data is shorter than its header declares", "audio")
+	case errors.Is(err, audio.ErrMalformed):
+		writeJSONError(w, http.StatusBadRequest, "audio header is malformed", "audio")
+	case errors.As(err, &denied):
+		writeJSONError(w, http.StatusForbidden, "access denied: "+denied.Reason, "")
+	case errors.Is(err, archive.ErrNotFound):
+		writeJSONError(w, http.StatusNotFound, "no such recording", "")
+	case errors.Is(err, archive.ErrAuditUnavailable):
+		writeJSONError(w, http.StatusServiceUnavailable, "the audit log cannot be written; request refused", "")
+	case errors.Is(err, errBadRequestBody):
+		writeJSONError(w, http.StatusBadRequest, "the request body ended early or is not valid multipart", "")
+	default:
+		s.log.ErrorContext(r.Context(), "request failed", "request", w.Header().Get("X-Request-ID"), "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "internal error; see the server log for request "+w.Header().Get("X-Request-ID"), "")
+	}
+}

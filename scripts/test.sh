@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README, `make test`, .ci/run): installs what the tests
+# need when it is missing, then runs formatting, vet, every test and a short
+# fuzzing pass. Safe to run on a fresh machine with only Go installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "== gofmt" >&2
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
+
+echo "== go vet" >&2
+go vet ./...
+
+echo "== staticcheck" >&2
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+echo "== go test" >&2
+go test -count=1 -timeout 8m ./...
+
+echo "== fuzz (short)" >&2
+for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./internal/seal FuzzReader"; do
+  set -- $target
+  go test -run '^$' -fuzz "^$2\$" -fuzztime 5s -fuzzminimizetime 1s "$1" >/dev/null
+done
+echo "test.sh: all passed" >&2
