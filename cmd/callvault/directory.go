@@ -6,11 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"callvault/internal/access"
+	"callvault/internal/archive"
 	"callvault/internal/pnr"
 )
 
@@ -43,11 +47,15 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	dir, err := access.OpenDirectory(ctx, cfg.DirectoryPath())
+	// The directory is changed through the archive's stack so that every
+	// change, and every listing, is in the audit log before it happens.
+	st, err := openStack(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
+	defer st.Close()
+	dir := st.dir
+	op := localOperator()
 
 	sub := flag.NewFlagSet("directory "+fs.Arg(0), flag.ContinueOnError)
 	sub.SetOutput(stderr)
@@ -60,8 +68,15 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := sub.Parse(fs.Args()[1:]); err != nil {
 		return err
 	}
-	switch fs.Arg(0) {
+	cmd := fs.Arg(0)
+	audited := func(detail, patient string) error {
+		return st.arc.AuditAdminChange(ctx, op, "directory."+cmd, detail, patient)
+	}
+	switch cmd {
 	case "list":
+		if err := audited("", ""); err != nil {
+			return err
+		}
 		units, err := dir.Units(ctx)
 		if err != nil {
 			return err
@@ -89,6 +104,9 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return tw.Flush()
 	case "add-unit":
+		if err := audited("unit="+*hsa+" care_provider="+*provider, ""); err != nil {
+			return err
+		}
 		return dir.AddUnit(ctx, access.Unit{HSAID: *hsa, CareProvider: *provider, Name: *name})
 	case "add":
 		var rs []access.Role
@@ -105,24 +123,40 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if *name == "" {
 			*name = *hsa
 		}
+		if err := audited("hsa_id="+*hsa+" care_unit="+*unit+" roles="+*roles, ""); err != nil {
+			return err
+		}
 		return dir.Add(ctx, access.Entry{HSAID: *hsa, DisplayName: *name, CareProvider: *provider, CareUnit: *unit, Roles: rs})
 	case "disable", "enable":
+		if err := audited("hsa_id="+*hsa, ""); err != nil {
+			return err
+		}
 		return dir.SetDisabled(ctx, *hsa, fs.Arg(0) == "disable")
 	case "block", "unblock":
 		n, err := pnr.Parse(*patient, time.Now())
 		if err != nil {
 			return fmt.Errorf("directory: --patient: %w", err)
 		}
-		kr, err := loadKeyring(cfg)
-		if err != nil {
+		if err := audited("care_unit="+*unit, n.Digits()); err != nil {
 			return err
 		}
-		idx := kr.BlindIndex("patient", n.Digits())
-		if fs.Arg(0) == "block" {
+		idx := archive.PatientIndex(st.keys, n)
+		if cmd == "block" {
 			return dir.AddBlock(ctx, idx, *unit)
 		}
 		return dir.RemoveBlock(ctx, idx, *unit)
 	}
 	fs.Usage()
-	return fmt.Errorf("directory: unknown command %q", fs.Arg(0))
+	return fmt.Errorf("directory: unknown command %q", cmd)
+}
+
+// localOperator is the caller of local subcommands: whoever can read the
+// data directory and unlock the keyring on this host acts as an admin, and
+// is recorded by operating-system user ID.
+func localOperator() archive.Caller {
+	return archive.Caller{
+		Principal:  &access.Principal{HSAID: fmt.Sprintf("local-uid-%d", os.Getuid()), Roles: []access.Role{access.RoleAdmin}},
+		ClientAddr: "local",
+		RequestID:  "cli-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+	}
 }

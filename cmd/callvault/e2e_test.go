@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -308,6 +310,77 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if n := len(siteFiles(t, dataDir)); n != filesBefore {
 			t.Errorf("site files %d → %d after bad input", filesBefore, n)
+		}
+	})
+
+	t.Run("a patient block set with the CLI is audited and enforced", func(t *testing.T) {
+		cli := func(args ...string) {
+			t.Helper()
+			out, err := exec.Command(binPath, append([]string{"directory", "--data", dataDir}, args...)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("directory %v: %v %s", args, err, out)
+			}
+		}
+		cli("block", "--patient", testPatient10, "--care-unit", unitA)
+		r := srv.do("nurse", "GET", "/v1/recordings/"+idA+"/audio", nil, "X-Purpose", "care")
+		if r.status != 403 || !strings.Contains(string(r.body), "patient-block-needs-emergency-access") {
+			t.Fatalf("blocked patient: %s", r)
+		}
+		note("blocked", "denied", r)
+		r = srv.do("nurse", "GET", "/v1/recordings/"+idA, nil, "X-Purpose", "care", "X-Emergency-Reason", "consent given by phone")
+		if r.status != 200 {
+			t.Fatalf("blocked patient with emergency access: %s", r)
+		}
+		note("blocked emergency", "allowed", r)
+		cli("unblock", "--patient", testPatient, "--care-unit", unitA)
+		r = srv.do("nurse", "GET", "/v1/recordings/"+idA, nil, "X-Purpose", "care")
+		if r.status != 200 {
+			t.Fatalf("after unblock: %s", r)
+		}
+		note("unblocked", "allowed", r)
+		var blocks []string
+		for _, e := range auditEvents(t, dataDir) {
+			if a, _ := e["Action"].(string); strings.HasPrefix(a, "directory.") {
+				if e["Patient"] != testPatient || e["Outcome"] != "allowed" || e["CareUnit"] != "" || !strings.Contains(e["Detail"].(string), unitA) {
+					t.Errorf("directory audit event %v", e)
+				}
+				blocks = append(blocks, a)
+			}
+		}
+		if strings.Join(blocks, ",") != "directory.block,directory.unblock" {
+			t.Fatalf("directory audit events %v", blocks)
+		}
+	})
+
+	t.Run("ops listener: health and metrics, no personal data", func(t *testing.T) {
+		get := func(path string) (int, string) {
+			resp, err := http.Get("http://" + srv.opsAddr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+			t.Fatalf("healthz: %d %q", code, body)
+		}
+		code, body := get("/metrics")
+		if code != 200 || !strings.Contains(body, `callvault_decisions_total{action="play",outcome="allowed"}`) ||
+			!strings.Contains(body, "callvault_replication_pending 0") || !strings.Contains(body, `callvault_ingest_total{result="stored"}`) {
+			t.Fatalf("metrics: %d\n%s", code, body)
+		}
+		for _, secret := range []string{testPatient, testCaller, idA} {
+			if strings.Contains(body, secret) {
+				t.Errorf("metrics expose personal data or a recording ID")
+			}
+		}
+		// The API port does not speak plain HTTP.
+		if resp, err := http.Get("http://" + srv.addr + "/v1/recordings"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				t.Fatalf("plain HTTP on the API port: %d", resp.StatusCode)
+			}
 		}
 	})
 

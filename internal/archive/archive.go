@@ -197,3 +197,19 @@ func (s *Service) RefuseIdentity(ctx context.Context, c Caller, fingerprint, rea
 func (s *Service) RejectInput(ctx context.Context, c Caller, action, field string) error {
 	return s.record(ctx, c, &audit.Event{Action: action, Outcome: audit.Denied, Reason: "invalid-input", Detail: "field=" + field})
 }
+
+// AuditAdminChange records an administrative change (a directory entry, a
+// block, a key or site change) before it is made; the caller makes the
+// change only after a nil return. detail describes the change without
+// personal data; patient, if the change concerns one (a block), is sealed
+// in the entry like every patient identity. Only principals with the admin
+// role may make such changes.
+func (s *Service) AuditAdminChange(ctx context.Context, c Caller, action, detail, patient string) error {
+	e := &audit.Event{Action: action, Detail: detail, Patient: patient}
+	if !c.Principal.Has(access.RoleAdmin) {
+		e.Reason = access.ReasonRole
+		return s.deny(ctx, c, e, nil)
+	}
+	e.Outcome, e.Reason = audit.Allowed, "admin"
+	return s.record(ctx, c, e)
+}

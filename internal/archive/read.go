@@ -46,6 +46,10 @@ type Details struct {
 	AudioBytes    int64  `json:"audio_bytes"`
 }
 
+// PatientIndex returns the blind index under which the catalog, the audit
+// log and the directory's blocks find a patient.
+func PatientIndex(k Keyring, n pnr.Number) []byte { return k.BlindIndex(indexPatient, n.Digits()) }
+
 func summaryOf(r *catalog.Recording) Summary {
 	return Summary{ID: r.ID, CallID: r.CallID, CareUnit: r.CareUnit, Staff: r.Staff,
 		StartedAt: r.StartedAt.UTC(), EndedAt: r.EndedAt.UTC(), Direction: r.Direction}
@@ -84,7 +88,7 @@ func (s *Service) Search(ctx context.Context, c Caller, a Access, q Query) ([]Su
 	if !d.Allowed {
 		return nil, s.deny(ctx, c, ev, nil)
 	}
-	idx := s.keys.BlindIndex(indexPatient, n.Digits())
+	idx := PatientIndex(s.keys, n)
 	recs, err := s.cat.ByPatient(ctx, c.Principal.CareProvider, idx, q.From, q.To)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
