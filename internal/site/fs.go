@@ -141,6 +141,15 @@ func (f *FS) fanOut(name string) (string, error) {
 	return dir, nil
 }
 
+// forgetFanOut drops the cached knowledge that name's fan-out directory exists.
+func (f *FS) forgetFanOut(name string) {
+	if i, err := strconv.ParseUint(name[:2], 16, 8); err == nil {
+		f.mu.Lock()
+		f.durable[i] = false
+		f.mu.Unlock()
+	}
+}
+
 // Name returns the configured site name.
 func (f *FS) Name() string { return f.name }
 
@@ -173,6 +182,16 @@ func (f *FS) Create(ctx context.Context, name string) (Upload, error) {
 	}
 	// os.CreateTemp opens with O_EXCL and mode 0600.
 	tmp, err := os.CreateTemp(dir, tempPrefix+name+"-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// The fan-out directory vanished since this process made it: the
+		// site came back empty (a remount, a replaced disk). Forget it and
+		// make it again; Dir itself is never recreated here, so a missing
+		// mount point still fails.
+		f.forgetFanOut(name)
+		if dir, err = f.fanOut(name); err == nil {
+			tmp, err = os.CreateTemp(dir, tempPrefix+name+"-*")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("site %s: create %s: %w", f.name, name, err)
 	}

@@ -406,3 +406,29 @@ func TestFSErrorsNameOnlySiteAndID(t *testing.T) {
 		t.Fatalf("Stat = %v, want %q", err, want)
 	}
 }
+
+// A site whose directory comes back empty (a remount, a replaced disk) is
+// written to again without a restart: the cached fan-out directory is made anew.
+func TestFSSiteReturnsEmpty(t *testing.T) {
+	ctx := context.Background()
+	f := newFS(t, "b", "SE")
+	first := "ab" + strings.Repeat("0", 30)
+	second := "ab" + strings.Repeat("1", 30)
+	sitetest.Put(t, f, first, []byte("one"), 0)
+	ents, err := os.ReadDir(f.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(f.Dir(), e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sitetest.Put(t, f, second, []byte("two"), 0)
+	if got := sitetest.Get(t, f, second); string(got) != "two" {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := f.Stat(ctx, first); !errors.Is(err, site.ErrNotExist) {
+		t.Fatalf("the lost blob: %v", err)
+	}
+}

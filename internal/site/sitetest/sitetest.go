@@ -68,9 +68,13 @@ func random(n int) []byte {
 }
 
 // Put writes data to s under name in chunks of at most chunk bytes and
-// commits, failing the test on any error.
+// commits, failing the test on any error. A chunk of 0 or less writes data
+// in one call.
 func Put(t *testing.T, s site.Store, name string, data []byte, chunk int) {
 	t.Helper()
+	if chunk <= 0 {
+		chunk = max(len(data), 1)
+	}
 	up, err := s.Create(t.Context(), name)
 	if err != nil {
 		t.Fatalf("Create: %v", err)
