@@ -34,6 +34,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *repair < 0 {
+		return fmt.Errorf("serve: --repair-interval %v is negative", *repair)
+	}
+	if *maxUpload < 0 {
+		return fmt.Errorf("serve: --max-upload must not be negative")
+	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
 	cfg, err := resolveServeConfig(*dev, *data, *file)

@@ -173,6 +173,12 @@ func (c *Config) Check() error {
 	if (c.KEKFile == "") == (c.PassphraseFile == "") {
 		errs = append(errs, errors.New("exactly one of kek_file and passphrase_file is required to unlock the keyring"))
 	}
+	if c.RepairInterval < 0 {
+		errs = append(errs, fmt.Errorf("repair_interval %v is negative; give a positive interval such as \"30s\"", time.Duration(c.RepairInterval)))
+	}
+	if c.MaxUploadBytes < 0 {
+		errs = append(errs, errors.New("max_upload_bytes must not be negative"))
+	}
 	if len(c.Sites) != 2 {
 		errs = append(errs, errors.New("exactly two sites are required"))
 	} else if c.Sites[0].Name == c.Sites[1].Name {

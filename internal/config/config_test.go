@@ -1,0 +1,391 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// complete returns a config document with every field set, paths mixed
+// relative and absolute.
+func complete() map[string]any {
+	return map[string]any{
+		"data_dir":   "../data",
+		"listen":     "10.0.0.5:8443",
+		"ops_listen": "127.0.0.1:9191",
+		"tls": map[string]any{
+			"cert":      "tls/server.pem",
+			"key":       "tls/server-key.pem",
+			"client_ca": "/etc/callvault/siths-ca.pem",
+		},
+		"keyring":  "keys/keyring.age",
+		"kek_file": "secret/kek.txt",
+		"sites": []any{
+			map[string]any{"name": "sthlm", "dir": "/srv/site-sthlm", "jurisdiction": "SE"},
+			map[string]any{"name": "gbg", "dir": "sites/gbg", "jurisdiction": "SE"},
+		},
+		"allowed_jurisdictions": []any{"SE"},
+		"max_upload_bytes":      1 << 30,
+		"repair_interval":       "45s",
+	}
+}
+
+// minimal returns a config document with only what Load requires.
+func minimal() map[string]any {
+	return map[string]any{
+		"data_dir": "/var/lib/callvault",
+		"tls": map[string]any{
+			"cert":      "/etc/callvault/server.pem",
+			"key":       "/etc/callvault/server-key.pem",
+			"client_ca": "/etc/callvault/siths-ca.pem",
+		},
+		"passphrase_file": "/etc/callvault/passphrase",
+		"sites": []any{
+			map[string]any{"name": "a", "dir": "/srv/a", "jurisdiction": "SE"},
+			map[string]any{"name": "b", "dir": "/srv/b", "jurisdiction": "SE"},
+		},
+	}
+}
+
+func tlsOf(m map[string]any) map[string]any { return m["tls"].(map[string]any) }
+
+func site(m map[string]any, i int) map[string]any { return m["sites"].([]any)[i].(map[string]any) }
+
+// writeConfig writes doc to dir/etc/callvault.json and returns the path
+// and dir/etc.
+func writeConfig(t *testing.T, dir string, doc any) (path, etc string) {
+	t.Helper()
+	etc = filepath.Join(dir, "etc")
+	if err := os.MkdirAll(etc, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	switch d := doc.(type) {
+	case string:
+		b = []byte(d)
+	default:
+		var err error
+		if b, err = json.MarshalIndent(d, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path = filepath.Join(etc, "callvault.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, etc
+}
+
+func TestDev(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	c, err := Dev("data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The real path of the temp dir (it may sit behind a symlink) is what
+	// Abs of a relative name resolves against.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(wd, "data")
+	dev := filepath.Join(data, "dev")
+	want := &Config{
+		DataDir:   data,
+		Listen:    "127.0.0.1:8443",
+		OpsListen: "127.0.0.1:9090",
+		TLS: TLS{
+			Cert:     filepath.Join(dev, "server.pem"),
+			Key:      filepath.Join(dev, "server-key.pem"),
+			ClientCA: filepath.Join(dev, "ca.pem"),
+		},
+		Keyring: filepath.Join(data, "keys", "keyring.age"),
+		KEKFile: filepath.Join(dev, "kek.txt"),
+		Sites: []Site{
+			{Name: "a", Dir: filepath.Join(data, "site-a"), Jurisdiction: "SE"},
+			{Name: "b", Dir: filepath.Join(data, "site-b"), Jurisdiction: "SE"},
+		},
+		AllowedJurisdictions: []string{"SE"},
+		RepairInterval:       Duration(30 * time.Second),
+		Dev:                  true,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("Dev(%q) =\n%+v\nwant\n%+v", "data", c, want)
+	}
+	for _, p := range []struct{ name, got, want string }{
+		{"CatalogPath", c.CatalogPath(), filepath.Join(data, "catalog.db")},
+		{"AuditPath", c.AuditPath(), filepath.Join(data, "audit.db")},
+		{"DirectoryPath", c.DirectoryPath(), filepath.Join(data, "directory.db")},
+		{"PublicKeyPath", c.PublicKeyPath(), filepath.Join(data, "keys", "archive.pub")},
+		{"DevDir", c.DevDir(), dev},
+	} {
+		if p.got != p.want {
+			t.Errorf("%s = %q, want %q", p.name, p.got, p.want)
+		}
+	}
+	// The dev config passes the production check.
+	if err := c.Check(); err != nil {
+		t.Errorf("Check of the dev config: %v", err)
+	}
+}
+
+func TestLoadComplete(t *testing.T) {
+	dir := t.TempDir()
+	path, etc := writeConfig(t, dir, complete())
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		DataDir:   filepath.Join(dir, "data"), // "../data" from dir/etc
+		Listen:    "10.0.0.5:8443",
+		OpsListen: "127.0.0.1:9191",
+		TLS: TLS{
+			Cert:     filepath.Join(etc, "tls", "server.pem"),
+			Key:      filepath.Join(etc, "tls", "server-key.pem"),
+			ClientCA: "/etc/callvault/siths-ca.pem",
+		},
+		Keyring: filepath.Join(etc, "keys", "keyring.age"),
+		KEKFile: filepath.Join(etc, "secret", "kek.txt"),
+		Sites: []Site{
+			{Name: "sthlm", Dir: "/srv/site-sthlm", Jurisdiction: "SE"},
+			{Name: "gbg", Dir: filepath.Join(etc, "sites", "gbg"), Jurisdiction: "SE"},
+		},
+		AllowedJurisdictions: []string{"SE"},
+		MaxUploadBytes:       1 << 30,
+		RepairInterval:       Duration(45 * time.Second),
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
+	}
+	if got, want := c.PublicKeyPath(), filepath.Join(etc, "keys", "archive.pub"); got != want {
+		t.Errorf("PublicKeyPath = %q, want %q", got, want)
+	}
+}
+
+func TestLoadMinimalDefaults(t *testing.T) {
+	path, _ := writeConfig(t, t.TempDir(), minimal())
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		DataDir:   "/var/lib/callvault",
+		Listen:    "127.0.0.1:8443",
+		OpsListen: "127.0.0.1:9090",
+		TLS: TLS{
+			Cert:     "/etc/callvault/server.pem",
+			Key:      "/etc/callvault/server-key.pem",
+			ClientCA: "/etc/callvault/siths-ca.pem",
+		},
+		Keyring:        "/var/lib/callvault/keys/keyring.age",
+		PassphraseFile: "/etc/callvault/passphrase",
+		Sites: []Site{
+			{Name: "a", Dir: "/srv/a", Jurisdiction: "SE"},
+			{Name: "b", Dir: "/srv/b", Jurisdiction: "SE"},
+		},
+		AllowedJurisdictions: []string{"SE"},
+		RepairInterval:       Duration(30 * time.Second),
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
+	}
+}
+
+func TestLoadRefusesIncomplete(t *testing.T) {
+	const (
+		msgTLS      = "tls.cert and tls.key are required: the API is served over TLS only"
+		msgClientCA = "tls.client_ca is required: every client must present a certificate from these CAs"
+		msgUnlock   = "exactly one of kek_file and passphrase_file is required to unlock the keyring"
+		msgTwoSites = "exactly two sites are required"
+		msgNames    = "the two sites need different names"
+		msgSite     = "each site needs a name and a dir"
+	)
+	for _, c := range []struct {
+		name   string
+		mutate func(m map[string]any)
+		want   string // the whole error
+	}{
+		{"no data_dir", func(m map[string]any) { delete(m, "data_dir") }, "config: data_dir is required"},
+		{"no tls.cert", func(m map[string]any) { delete(tlsOf(m), "cert") }, "config: " + msgTLS},
+		{"no tls.key", func(m map[string]any) { delete(tlsOf(m), "key") }, "config: " + msgTLS},
+		{"no tls at all", func(m map[string]any) { delete(m, "tls") }, "config: " + msgTLS + "\n" + msgClientCA},
+		{"no client_ca", func(m map[string]any) { delete(tlsOf(m), "client_ca") }, "config: " + msgClientCA},
+		{"neither kek_file nor passphrase_file", func(m map[string]any) { delete(m, "passphrase_file") }, "config: " + msgUnlock},
+		{"both kek_file and passphrase_file", func(m map[string]any) { m["kek_file"] = "/etc/callvault/kek.txt" }, "config: " + msgUnlock},
+		{"no sites", func(m map[string]any) { delete(m, "sites") }, "config: " + msgTwoSites},
+		{"one site", func(m map[string]any) { m["sites"] = m["sites"].([]any)[:1] }, "config: " + msgTwoSites},
+		{"three sites", func(m map[string]any) {
+			m["sites"] = append(m["sites"].([]any), map[string]any{"name": "c", "dir": "/srv/c", "jurisdiction": "SE"})
+		}, "config: " + msgTwoSites},
+		{"two sites with the same name", func(m map[string]any) { site(m, 1)["name"] = "a" }, "config: " + msgNames},
+		{"site without dir", func(m map[string]any) { delete(site(m, 1), "dir") }, "config: " + msgSite},
+		{"site without name", func(m map[string]any) { delete(site(m, 0), "name") }, "config: " + msgSite},
+		{"site in US, default allowed", func(m map[string]any) { site(m, 1)["jurisdiction"] = "US" },
+			`config: site "b" has jurisdiction "US", outside the allowed [SE]`},
+		{"site without jurisdiction", func(m map[string]any) { delete(site(m, 0), "jurisdiction") },
+			`config: site "a" has jurisdiction "", outside the allowed [SE]`},
+		{"site in SE, only NO allowed", func(m map[string]any) { m["allowed_jurisdictions"] = []any{"NO"} },
+			"config: site \"a\" has jurisdiction \"SE\", outside the allowed [NO]\n" +
+				`site "b" has jurisdiction "SE", outside the allowed [NO]`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := minimal()
+			c.mutate(m)
+			path, _ := writeConfig(t, t.TempDir(), m)
+			cfg, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load succeeded: %+v", cfg)
+			}
+			if err.Error() != c.want {
+				t.Fatalf("error =\n%s\nwant\n%s", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadNamesEverythingMissing(t *testing.T) {
+	path, _ := writeConfig(t, t.TempDir(), "{}")
+	_, err := Load(path)
+	want := "config: data_dir is required\n" +
+		"tls.cert and tls.key are required: the API is served over TLS only\n" +
+		"tls.client_ca is required: every client must present a certificate from these CAs\n" +
+		"exactly one of kek_file and passphrase_file is required to unlock the keyring\n" +
+		"exactly two sites are required"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error =\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestLoadAllowedJurisdictions(t *testing.T) {
+	m := minimal()
+	site(m, 1)["jurisdiction"] = "US"
+	m["allowed_jurisdictions"] = []any{"SE", "US"}
+	path, _ := writeConfig(t, t.TempDir(), m)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"SE", "US"}; !reflect.DeepEqual(c.AllowedJurisdictions, want) {
+		t.Errorf("AllowedJurisdictions = %q, want %q", c.AllowedJurisdictions, want)
+	}
+	if c.Sites[1].Jurisdiction != "US" {
+		t.Errorf("site b jurisdiction = %q, want US", c.Sites[1].Jurisdiction)
+	}
+}
+
+func TestLoadRefusesBadJSON(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		doc  func() any
+		want string // the whole error
+	}{
+		{"unknown top-level field", func() any {
+			m := minimal()
+			m["tls_cert"] = "/etc/x.pem"
+			return m
+		}, `config callvault.json: json: unknown field "tls_cert"`},
+		{"unknown nested field", func() any {
+			m := minimal()
+			site(m, 0)["region"] = "eu-north-1"
+			return m
+		}, `config callvault.json: json: unknown field "region"`},
+		{"repair_interval not a duration", func() any {
+			m := minimal()
+			m["repair_interval"] = "soon"
+			return m
+		}, `config callvault.json: time: invalid duration "soon"`},
+		{"repair_interval a number", func() any {
+			m := minimal()
+			m["repair_interval"] = 45
+			return m
+		}, `config callvault.json: duration must be a string such as "30s"`},
+		{"not JSON", func() any { return "data_dir = /var/lib/callvault" }, "config callvault.json: invalid character 'd' looking for beginning of value"},
+		{"empty file", func() any { return "" }, "config callvault.json: EOF"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, _ := writeConfig(t, t.TempDir(), c.doc())
+			cfg, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load succeeded: %+v", cfg)
+			}
+			if err.Error() != c.want {
+				t.Fatalf("error = %q, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "none.json")
+	_, err := Load(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error = %v, want one wrapping fs.ErrNotExist", err)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "config: ") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("error = %v, want a config: … no such file error", err)
+	}
+}
+
+func TestRepairIntervalParsed(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"45s", 45 * time.Second},
+		{"5m", 5 * time.Minute},
+		{"1m30s", 90 * time.Second},
+		{"0s", 30 * time.Second}, // zero is "unset": the default
+	} {
+		m := minimal()
+		m["repair_interval"] = c.in
+		path, _ := writeConfig(t, t.TempDir(), m)
+		cfg, err := Load(path)
+		if err != nil {
+			t.Fatalf("%q: %v", c.in, err)
+		}
+		if got := time.Duration(cfg.RepairInterval); got != c.want {
+			t.Errorf("repair_interval %q = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// A negative interval would reach time.NewTicker in the repair loop
+// (archive.RunRepair), which panics on a non-positive interval and takes
+// the server down after it started; Load must refuse it, naming the field.
+func TestLoadRefusesNegativeRepairInterval(t *testing.T) {
+	m := minimal()
+	m["repair_interval"] = "-30s"
+	path, _ := writeConfig(t, t.TempDir(), m)
+	cfg, err := Load(path)
+	if err == nil {
+		t.Fatalf("Load accepted repair_interval -30s: RepairInterval = %v", time.Duration(cfg.RepairInterval))
+	}
+	if !strings.Contains(err.Error(), "repair_interval") {
+		t.Errorf("error %q does not name repair_interval", err)
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	b, err := json.Marshal(Duration(90 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `"1m30s"` {
+		t.Fatalf("Marshal = %s, want %q", b, `"1m30s"`)
+	}
+	var d Duration
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d != Duration(90*time.Second) {
+		t.Fatalf("round trip = %v", time.Duration(d))
+	}
+}
