@@ -28,7 +28,8 @@ echo "== go test" >&2
 go test -count=1 -timeout 8m ./...
 
 echo "== fuzz (short)" >&2
-for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./internal/seal FuzzReader"; do
+for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./internal/seal FuzzReader" \
+              "./internal/httpapi FuzzParseMetadata" "./internal/site FuzzValidName"; do
   set -- $target
   go test -run '^$' -fuzz "^$2\$" -fuzztime 5s -fuzzminimizetime 1s "$1" >/dev/null
 done

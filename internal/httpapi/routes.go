@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,17 +42,22 @@ func parseMetadata(r io.Reader) (recording.Metadata, error) {
 	if len(data) > maxMetadata {
 		return recording.Metadata{}, &archive.InvalidError{Field: "metadata", Msg: fmt.Sprintf("metadata part is larger than %d bytes", maxMetadata)}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&wm); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return recording.Metadata{}, &archive.InvalidError{Field: te.Field, Msg: "wrong JSON type"}
+			// te.Field is a path of known field names, or "" when the
+			// document itself is not an object.
+			return recording.Metadata{}, &archive.InvalidError{Field: safeFieldName(te.Field), Msg: "wrong JSON type"}
 		}
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
-			return recording.Metadata{}, &archive.InvalidError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field"}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return recording.Metadata{}, &archive.InvalidError{Field: safeFieldName(strings.Trim(name, `"`)), Msg: "unknown field"}
 		}
 		return recording.Metadata{}, &archive.InvalidError{Field: "metadata", Msg: "not a valid JSON object"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return recording.Metadata{}, &archive.InvalidError{Field: "metadata", Msg: "data after the JSON object"}
 	}
 	m := recording.Metadata{CallID: wm.CallID, CareProvider: wm.CareProvider, CareUnit: wm.CareUnit,
 		Patient: wm.Patient, CallerNumber: wm.CallerNumber, Staff: wm.Staff, Direction: wm.Direction, PrivacyNotice: wm.PrivacyNotice}
@@ -70,6 +76,23 @@ func parseMetadata(r io.Reader) (recording.Metadata, error) {
 		*t.dst = v
 	}
 	return m, nil
+}
+
+// safeFieldName returns name if it looks like a field name of ours (lower
+// case letters, '_' and '.', at most 64 bytes), else "metadata". The name
+// of an unknown field comes from the client and is echoed in the answer and
+// the audit log: a client that put a personnummer in a key must not have it
+// written there.
+func safeFieldName(name string) string {
+	if name == "" || len(name) > 64 {
+		return "metadata"
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && r != '_' && r != '.' {
+			return "metadata"
+		}
+	}
+	return name
 }
 
 // upload: POST /v1/recordings, multipart/form-data with the part
