@@ -5,7 +5,17 @@
 // recording's file key, plus keyed blind indexes (HMAC digests) to look them
 // up by. A copied database file therefore reveals no patient.
 //
-// Times are stored as INTEGER Unix nanoseconds, UTC, and read back as UTC.
+// # Storage
+//
+// Times are stored as INTEGER Unix nanoseconds (UTC), so they sort and
+// compare as numbers and round-trip to the nanosecond; they are read back in
+// UTC, without a monotonic clock reading. That limits them to the years 1678
+// to 2262, and Insert refuses a time outside that range rather than store a
+// wrong one. Byte fields keep the difference between nil (SQL NULL) and an
+// empty slice (a zero-length BLOB).
+//
+// The schema is versioned (schema name "catalog" in sqlitedb.Migrate) and
+// migrations are append-only.
 package catalog
 
 import (
@@ -13,53 +23,64 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"callvault/internal/recording"
 	"callvault/internal/sqlitedb"
 )
 
 // Errors callers branch on.
 var (
-	// ErrNotFound: no recording with that ID.
+	// ErrNotFound is returned by Get when no recording has the ID.
 	ErrNotFound = errors.New("catalog: no such recording")
-	// ErrExists: a recording with that ID is already stored.
+	// ErrExists is returned by Insert when a recording with the ID is
+	// already stored; nothing was changed.
 	ErrExists = errors.New("catalog: recording ID already stored")
 )
 
-// Recording is one catalog row.
+// Recording is one catalog row. Personal data appears only sealed
+// (PatientSealed, CallerSealed) or as keyed blind indexes (PatientIndex,
+// CallerIndex), as the archive made them.
 type Recording struct {
-	ID                 string // 32 lowercase hex
-	CallID             string
+	ID                 string   // 32 lowercase hex (recording.ValidID)
+	CallID             string   // the telephony system's call identifier
 	CareProvider       string   // HSA-ID
 	CareUnit           string   // HSA-ID
-	Staff              []string // HSA-IDs, order kept
+	Staff              []string // HSA-IDs, order kept; empty reads back as nil
 	StartedAt, EndedAt time.Time
 	Direction          string // "inbound" | "outbound"
 	PrivacyNotice      string
 	PatientIndex       []byte // blind index; nil when the caller was not identified
 	PatientSealed      []byte // personnummer sealed under the file key; nil when none
-	CallerIndex        []byte
-	CallerSealed       []byte
+	CallerIndex        []byte // blind index of the caller's number; nil when none
+	CallerSealed       []byte // caller's number sealed under the file key; nil when none
 	Format             string // "wav" | "mp3"
 	ContentType        string
-	AudioBytes         int64 // plaintext size
-	BlobBytes          int64
-	BlobSHA256         []byte
-	KeyEpoch           int
-	WrappedKey         []byte
+	AudioBytes         int64  // plaintext size
+	BlobBytes          int64  // size of the sealed blob on each site
+	BlobSHA256         []byte // SHA-256 of the sealed blob; required
+	KeyEpoch           int    // archive key epoch WrappedKey is wrapped to
+	WrappedKey         []byte // the file key, wrapped; required
 	CreatedAt          time.Time
 }
 
-// Pending is a blob copy a site is missing, waiting for repair.
+// Pending is a blob copy a site is missing, queued for the repair loop.
 type Pending struct {
 	RecordingID string
 	Site        string
-	Since       time.Time
-	Attempts    int
-	LastError   string
+	Since       time.Time // when the entry was queued (Insert's wall clock, UTC)
+	Attempts    int       // failed repair attempts so far
+	LastError   string    // reason given to the last NotePendingFailure; "" if none
 }
 
+// maxReasonBytes bounds the failure reason NotePendingFailure keeps.
+const maxReasonBytes = 500
+
+// migrations[i] is schema version i+1. Append only: never edit one that has
+// shipped.
 var migrations = []string{
 	`CREATE TABLE recordings (
 		id TEXT PRIMARY KEY,
@@ -109,7 +130,8 @@ type DB struct {
 	db *sql.DB
 }
 
-// Open opens (creating and migrating) the catalog at path.
+// Open opens the catalog at path, creating the file if needed, and brings
+// its schema up to date.
 func Open(ctx context.Context, path string) (*DB, error) {
 	db, err := sqlitedb.Open(ctx, path)
 	if err != nil {
@@ -122,142 +144,213 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return &DB{db: db}, nil
 }
 
-// Close closes the database.
-func (db *DB) Close() error { return db.db.Close() }
-
-func nanos(t time.Time) int64 { return t.UnixNano() }
-
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-// Insert stores rec and, in the same transaction, one pending-replication
-// entry per site in pendingSites. It is durable when it returns nil
-// (synchronous=FULL). ErrExists if the ID is taken.
-func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string) error {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("catalog: insert: %w", err)
-	}
-	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO recordings (id, call_id, care_provider, care_unit, started_at, ended_at,
-		direction, privacy_notice, patient_index, patient_sealed, caller_index, caller_sealed, format, content_type,
-		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, nanos(rec.StartedAt), nanos(rec.EndedAt),
-		rec.Direction, rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed,
-		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, nanos(rec.CreatedAt))
-	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
-			return ErrExists
-		}
-		return fmt.Errorf("catalog: insert: %w", err)
-	}
-	for i, s := range rec.Staff {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO recording_staff (recording_id, position, staff) VALUES (?, ?, ?)`, rec.ID, i, s); err != nil {
-			return fmt.Errorf("catalog: insert staff: %w", err)
-		}
-	}
-	now := time.Now().UnixNano()
-	for _, s := range pendingSites {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_replication (recording_id, site, since) VALUES (?, ?, ?)`, rec.ID, s, now); err != nil {
-			return fmt.Errorf("catalog: insert pending: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("catalog: insert: %w", err)
+// Close closes the database. The DB must not be used afterwards.
+func (db *DB) Close() error {
+	if err := db.db.Close(); err != nil {
+		return fmt.Errorf("catalog: close: %w", err)
 	}
 	return nil
 }
 
-const recordingColumns = `id, call_id, care_provider, care_unit, started_at, ended_at, direction, privacy_notice,
-	patient_index, patient_sealed, caller_index, caller_sealed, format, content_type, audio_bytes, blob_bytes,
-	blob_sha256, key_epoch, wrapped_key, created_at`
+// Times representable as int64 Unix nanoseconds.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRecording(s scanner) (*Recording, error) {
-	var r Recording
-	var started, ended, created int64
-	err := s.Scan(&r.ID, &r.CallID, &r.CareProvider, &r.CareUnit, &started, &ended, &r.Direction, &r.PrivacyNotice,
-		&r.PatientIndex, &r.PatientSealed, &r.CallerIndex, &r.CallerSealed, &r.Format, &r.ContentType, &r.AudioBytes,
-		&r.BlobBytes, &r.BlobSHA256, &r.KeyEpoch, &r.WrappedKey, &created)
-	if err != nil {
-		return nil, err
+// nanos converts t for storage; ok is false when t is out of range.
+func nanos(t time.Time) (n int64, ok bool) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, false
 	}
-	r.StartedAt, r.EndedAt, r.CreatedAt = fromNanos(started), fromNanos(ended), fromNanos(created)
-	return &r, nil
+	return t.UnixNano(), true
 }
 
-func (db *DB) staff(ctx context.Context, id string) ([]string, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT staff FROM recording_staff WHERE recording_id = ? ORDER BY position`, id)
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// Insert stores rec and, in the same transaction, one pending-replication
+// entry per site in pendingSites (the sites that do not yet hold the blob).
+// When it returns nil, all of that is durable (synchronous=FULL); otherwise
+// nothing was stored. It returns ErrExists if the ID is taken, and an error
+// for an ID that is not a recording ID, a time outside 1678–2262, a missing
+// BlobSHA256 or WrappedKey, or a site named twice.
+func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string) error {
+	if rec == nil {
+		return errors.New("catalog: insert: nil recording")
+	}
+	if !recording.ValidID(rec.ID) {
+		return errors.New("catalog: insert: malformed recording ID")
+	}
+	var times [3]int64
+	for i, f := range []struct {
+		name string
+		t    time.Time
+	}{{"started_at", rec.StartedAt}, {"ended_at", rec.EndedAt}, {"created_at", rec.CreatedAt}} {
+		n, ok := nanos(f.t)
+		if !ok {
+			return fmt.Errorf("catalog: insert %s: %s out of range", rec.ID, f.name)
+		}
+		times[i] = n
+	}
+	since := time.Now().UnixNano()
+
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
+	}
+	defer tx.Rollback()
+	// ON CONFLICT DO NOTHING turns a taken ID into "0 rows", which is
+	// ErrExists, without depending on the driver's error types.
+	res, err := tx.ExecContext(ctx, `INSERT INTO recordings (id, call_id, care_provider, care_unit, started_at, ended_at,
+		direction, privacy_notice, patient_index, patient_sealed, caller_index, caller_sealed, format, content_type,
+		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`,
+		rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, times[0], times[1],
+		rec.Direction, rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed,
+		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, times[2])
+	if err != nil {
+		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
+	} else if n == 0 {
+		return ErrExists
+	}
+	for i, s := range rec.Staff {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO recording_staff (recording_id, position, staff) VALUES (?, ?, ?)`,
+			rec.ID, i, s); err != nil {
+			return fmt.Errorf("catalog: insert %s staff: %w", rec.ID, err)
+		}
+	}
+	for _, s := range pendingSites {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_replication (recording_id, site, since) VALUES (?, ?, ?)`,
+			rec.ID, s, since); err != nil {
+			return fmt.Errorf("catalog: insert %s pending: %w", rec.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// selectRecordings reads recordings with their staff in one statement (one
+// consistent snapshot): one row per staff member, or one row with a NULL
+// staff column for a recording without staff. Callers append WHERE and
+// ORDER BY; the ORDER BY must end with r.id, s.position so that a
+// recording's rows are adjacent and its staff in order.
+const selectRecordings = `SELECT r.id, r.call_id, r.care_provider, r.care_unit, r.started_at, r.ended_at,
+	r.direction, r.privacy_notice, r.patient_index, r.patient_sealed, r.caller_index, r.caller_sealed,
+	r.format, r.content_type, r.audio_bytes, r.blob_bytes, r.blob_sha256, r.key_epoch, r.wrapped_key,
+	r.created_at, s.staff
+	FROM recordings r LEFT JOIN recording_staff s ON s.recording_id = r.id`
+
+// blob scans a BLOB column keeping NULL (nil) apart from a zero-length BLOB
+// (empty, non-nil), which database/sql's []byte conversion merges.
+type blob struct{ p *[]byte }
+
+func (b blob) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*b.p = nil
+	case []byte:
+		*b.p = append([]byte{}, v...)
+	default:
+		return fmt.Errorf("blob column holds %T", src)
+	}
+	return nil
+}
+
+func (db *DB) query(ctx context.Context, tail string, args ...any) ([]*Recording, error) {
+	rows, err := db.db.QueryContext(ctx, selectRecordings+" "+tail, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []*Recording
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+		var r Recording
+		var started, ended, created int64
+		var staff sql.NullString
+		if err := rows.Scan(&r.ID, &r.CallID, &r.CareProvider, &r.CareUnit, &started, &ended,
+			&r.Direction, &r.PrivacyNotice, blob{&r.PatientIndex}, blob{&r.PatientSealed}, blob{&r.CallerIndex}, blob{&r.CallerSealed},
+			&r.Format, &r.ContentType, &r.AudioBytes, &r.BlobBytes, blob{&r.BlobSHA256}, &r.KeyEpoch, blob{&r.WrappedKey},
+			&created, &staff); err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		if n := len(out); n > 0 && out[n-1].ID == r.ID {
+			out[n-1].Staff = append(out[n-1].Staff, staff.String)
+			continue
+		}
+		r.StartedAt, r.EndedAt, r.CreatedAt = fromNanos(started), fromNanos(ended), fromNanos(created)
+		if staff.Valid {
+			r.Staff = []string{staff.String}
+		}
+		out = append(out, &r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Get returns the recording with id, or ErrNotFound.
 func (db *DB) Get(ctx context.Context, id string) (*Recording, error) {
-	r, err := scanRecording(db.db.QueryRowContext(ctx, `SELECT `+recordingColumns+` FROM recordings WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	recs, err := db.query(ctx, `WHERE r.id = ? ORDER BY r.id, s.position`, id)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: get: %w", err)
 	}
-	if r.Staff, err = db.staff(ctx, id); err != nil {
-		return nil, fmt.Errorf("catalog: get staff: %w", err)
+	if len(recs) == 0 {
+		return nil, ErrNotFound
 	}
-	return r, nil
+	return recs[0], nil
 }
 
-// ByPatient lists a care provider's recordings for one patient index,
-// optionally limited to StartedAt in [from, to) (zero time = unbounded),
-// ordered by StartedAt then ID.
+// byPatientWhere returns the filter and ordering of ByPatient: provider and
+// patient index always, each time bound only when given. Kept in one place
+// so the query-plan test checks the statement ByPatient runs.
+func byPatientWhere(from, to bool) string {
+	var b strings.Builder
+	b.WriteString(`WHERE r.care_provider = ? AND r.patient_index = ?`)
+	if from {
+		b.WriteString(` AND r.started_at >= ?`)
+	}
+	if to {
+		b.WriteString(` AND r.started_at < ?`)
+	}
+	b.WriteString(` ORDER BY r.started_at, r.id, s.position`)
+	return b.String()
+}
+
+// ByPatient lists careProvider's recordings whose PatientIndex equals
+// patientIndex, optionally limited to StartedAt in [from, to) (a zero time
+// leaves that end unbounded), ordered by StartedAt, then ID. An empty
+// patientIndex matches nothing. The lookup uses the index on
+// (care_provider, patient_index, started_at).
 func (db *DB) ByPatient(ctx context.Context, careProvider string, patientIndex []byte, from, to time.Time) ([]*Recording, error) {
 	if len(patientIndex) == 0 {
 		return nil, nil
 	}
-	lo, hi := int64(-1<<63), int64(1<<63-1)
-	if !from.IsZero() {
-		lo = nanos(from)
+	args := []any{careProvider, patientIndex}
+	for _, b := range []struct {
+		name string
+		t    time.Time
+	}{{"from", from}, {"to", to}} {
+		if b.t.IsZero() {
+			continue
+		}
+		n, ok := nanos(b.t)
+		if !ok {
+			return nil, fmt.Errorf("catalog: by patient: %s out of range", b.name)
+		}
+		args = append(args, n)
 	}
-	if !to.IsZero() {
-		hi = nanos(to)
-	}
-	rows, err := db.db.QueryContext(ctx, `SELECT `+recordingColumns+` FROM recordings
-		WHERE care_provider = ? AND patient_index = ? AND started_at >= ? AND started_at < ?
-		ORDER BY started_at, id`, careProvider, patientIndex, lo, hi)
+	recs, err := db.query(ctx, byPatientWhere(!from.IsZero(), !to.IsZero()), args...)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: by patient: %w", err)
 	}
-	var out []*Recording
-	for rows.Next() {
-		r, err := scanRecording(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("catalog: by patient: %w", err)
-		}
-		out = append(out, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("catalog: by patient: %w", err)
-	}
-	for _, r := range out {
-		if r.Staff, err = db.staff(ctx, r.ID); err != nil {
-			return nil, fmt.Errorf("catalog: by patient staff: %w", err)
-		}
-	}
-	return out, nil
+	return recs, nil
 }
 
 // Count returns the number of recordings.
@@ -269,9 +362,11 @@ func (db *DB) Count(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Pending returns the replication backlog, oldest first.
+// Pending returns the replication backlog, oldest first (ties by recording
+// ID, then site).
 func (db *DB) Pending(ctx context.Context) ([]Pending, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT recording_id, site, since, attempts, last_error FROM pending_replication ORDER BY since, recording_id, site`)
+	rows, err := db.db.QueryContext(ctx, `SELECT recording_id, site, since, attempts, last_error
+		FROM pending_replication ORDER BY since, recording_id, site`)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: pending: %w", err)
 	}
@@ -286,10 +381,13 @@ func (db *DB) Pending(ctx context.Context) ([]Pending, error) {
 		p.Since = fromNanos(since)
 		out = append(out, p)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("catalog: pending: %w", err)
+	}
+	return out, nil
 }
 
-// PendingCount returns the size of the replication backlog.
+// PendingCount returns the number of entries in the replication backlog.
 func (db *DB) PendingCount(ctx context.Context) (int, error) {
 	var n int
 	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending_replication`).Scan(&n); err != nil {
@@ -298,23 +396,38 @@ func (db *DB) PendingCount(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// ResolvePending removes a backlog entry once the site holds the copy.
+// ResolvePending removes the backlog entry of recordingID at site once the
+// site holds the copy. Resolving an entry that does not exist (already
+// resolved) succeeds and changes nothing.
 func (db *DB) ResolvePending(ctx context.Context, recordingID, site string) error {
-	if _, err := db.db.ExecContext(ctx, `DELETE FROM pending_replication WHERE recording_id = ? AND site = ?`, recordingID, site); err != nil {
-		return fmt.Errorf("catalog: resolve pending: %w", err)
+	if _, err := db.db.ExecContext(ctx, `DELETE FROM pending_replication WHERE recording_id = ? AND site = ?`,
+		recordingID, site); err != nil {
+		return fmt.Errorf("catalog: resolve pending %s: %w", recordingID, err)
 	}
 	return nil
 }
 
-// NotePendingFailure counts a failed repair attempt and keeps its reason
-// (operational text: site and OS errors, no personal data).
+// NotePendingFailure counts one more failed repair attempt of recordingID at
+// site and keeps reason (its first 500 bytes, cut at a character boundary)
+// as LastError. reason is stored as given: it must be operational text
+// (site names, OS errors, recording IDs), never personal data. An entry
+// that does not exist (resolved meanwhile) is left absent.
 func (db *DB) NotePendingFailure(ctx context.Context, recordingID, site, reason string) error {
-	if len(reason) > 500 {
-		reason = reason[:500]
-	}
-	if _, err := db.db.ExecContext(ctx, `UPDATE pending_replication SET attempts = attempts + 1, last_error = ? WHERE recording_id = ? AND site = ?`,
-		reason, recordingID, site); err != nil {
-		return fmt.Errorf("catalog: note pending failure: %w", err)
+	if _, err := db.db.ExecContext(ctx, `UPDATE pending_replication SET attempts = attempts + 1, last_error = ?
+		WHERE recording_id = ? AND site = ?`, truncate(reason, maxReasonBytes), recordingID, site); err != nil {
+		return fmt.Errorf("catalog: note pending failure %s: %w", recordingID, err)
 	}
 	return nil
+}
+
+// truncate returns s cut to at most n bytes without splitting a UTF-8
+// sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
