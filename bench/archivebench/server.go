@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"callvault/internal/httpapi"
+)
+
+// process is a server child process: callvault serve --dev or the
+// reference file server.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	addr    string // the address printed after "listening on https://"
+	waitErr chan error
+	logPath string
+}
+
+// startProcess starts bin with args, its stderr appended to logPath, and
+// waits until it prints "listening on https://ADDR" on stdout.
+func startProcess(ctx context.Context, name, bin, logPath string, args ...string) (*process, error) {
+	p := &process{name: name, cmd: exec.Command(bin, args...), waitErr: make(chan error, 1), logPath: logPath}
+	// If archivebench dies without stopping it, the child gets SIGTERM.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	p.cmd.Stderr = logf
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "listening on https://"); ok {
+				addr, _, _ := strings.Cut(rest, " ")
+				ready <- addr
+			}
+		}
+	}()
+	go func() { p.waitErr <- p.cmd.Wait(); logf.Close() }()
+	select {
+	case p.addr = <-ready:
+		return p, nil
+	case err := <-p.waitErr:
+		return nil, fmt.Errorf("%s exited before listening: %v (log: %s)", name, err, tail(logPath))
+	case <-time.After(90 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("%s did not start in 90 s", name)
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// stop ends the process with SIGTERM, or SIGKILL after 15 s.
+func (p *process) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.waitErr:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.waitErr
+	}
+}
+
+// cpu returns the user+system CPU time the process has used so far.
+func (p *process) cpu() (time.Duration, error) { return procCPU(p.cmd.Process.Pid) }
+
+// tail returns the last lines of a log file, for an error message.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// freeAddr returns a free loopback TCP address.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startCallvault runs `callvault serve --dev` on free loopback ports in
+// dataDir (created fresh by callvault).
+func startCallvault(ctx context.Context, bin, dataDir, logPath string) (*process, string, error) {
+	api, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	ops, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := startProcess(ctx, "callvault", bin, logPath, "serve", "--dev", "--data", dataDir, "--listen", api, "--ops-listen", ops)
+	return p, ops, err
+}
+
+// startFileServer runs this binary's fileserver subcommand: the playback
+// reference, serving root with the dev PKI of devDir.
+func startFileServer(ctx context.Context, root, devDir, logPath string) (*process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return startProcess(ctx, "fileserver", self, logPath, "fileserver", "-root", root, "-dev", devDir, "-listen", addr)
+}
+
+// fileServer is the playback reference: a plain net/http server that
+// serves the plaintext WAV files of root under /audio/NAME with
+// http.ServeFile, on a listener with exactly callvault's TLS configuration
+// (httpapi.TLSConfig: TLS 1.3 only, a client certificate from the dev CA
+// required) and callvault's server timeouts. No audit, no crypto at rest.
+func fileServer(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("fileserver", flag.ContinueOnError)
+	root := fs.String("root", "", "directory of files to serve")
+	devDir := fs.String("dev", "", "callvault dev directory holding server.pem, server-key.pem and ca.pem")
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(*devDir, "server.pem"), filepath.Join(*devDir, "server-key.pem"))
+	if err != nil {
+		return fmt.Errorf("fileserver: %w", err)
+	}
+	pool, err := caPool(*devDir)
+	if err != nil {
+		return err
+	}
+	ln, err := tls.Listen("tcp", *listen, httpapi.TLSConfig(cert, pool))
+	if err != nil {
+		return fmt.Errorf("fileserver: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /audio/{name}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, filepath.Join(*root, name))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: log.New(os.Stderr, "fileserver: ", 0)}
+	fmt.Fprintf(stdout, "listening on https://%s\n", ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); srv.Close() }()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("fileserver: %w", err)
+	}
+	return nil
+}
+
+func caPool(devDir string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(filepath.Join(devDir, "ca.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("dev CA: no certificate in ca.pem")
+	}
+	return pool, nil
+}
+
+// clientTLS returns the TLS 1.3 configuration of a client presenting the
+// dev identity who ("capture", "nurse").
+func clientTLS(devDir, who string) (*tls.Config, error) {
+	pool, err := caPool(devDir)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(devDir, who+".pem"), filepath.Join(devDir, who+"-key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("dev identity %s: %w", who, err)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// newClient returns a keep-alive HTTP/1.1 client with its own connection
+// pool, as one user agent would have.
+func newClient(cfg *tls.Config) *http.Client {
+	return &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
+		TLSClientConfig: cfg.Clone(), MaxIdleConnsPerHost: 1, DisableCompression: true,
+		WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10,
+	}}
+}
+
+// procCPU returns the user+system CPU time of process pid from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// auditStats is callvault's audit-append histogram
+// (callvault_audit_append_seconds), scraped from /metrics.
+type auditStats struct {
+	count   int64
+	sum     float64           // seconds
+	buckets map[float64]int64 // upper bound in seconds → cumulative count
+}
+
+func (a auditStats) minus(b auditStats) auditStats {
+	d := auditStats{count: a.count - b.count, sum: a.sum - b.sum, buckets: map[float64]int64{}}
+	for le, n := range a.buckets {
+		d.buckets[le] = n - b.buckets[le]
+	}
+	return d
+}
+
+// quantileMs returns the upper bound, in ms, of the histogram bucket that
+// holds the q-quantile (0 < q ≤ 1): the q-quantile is at most that.
+func (a auditStats) quantileMs(q float64) float64 {
+	les := slices.Sorted(maps.Keys(a.buckets))
+	for _, le := range les {
+		if float64(a.buckets[le]) >= q*float64(a.count) {
+			return le * 1000
+		}
+	}
+	return math.Inf(1)
+}
+
+// meanMs is the mean time until an audit entry was durable, in ms.
+func (a auditStats) meanMs() float64 {
+	if a.count == 0 {
+		return 0
+	}
+	return a.sum / float64(a.count) * 1000
+}
+
+func scrapeAudit(opsAddr string) (auditStats, error) {
+	resp, err := http.Get("http://" + opsAddr + "/metrics")
+	if err != nil {
+		return auditStats{}, err
+	}
+	defer resp.Body.Close()
+	s := auditStats{buckets: map[float64]int64{}}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "callvault_audit_append_seconds_sum "); ok {
+			s.sum, _ = strconv.ParseFloat(v, 64)
+		} else if v, ok := strings.CutPrefix(line, "callvault_audit_append_seconds_count "); ok {
+			s.count, _ = strconv.ParseInt(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(line, `callvault_audit_append_seconds_bucket{le="`); ok {
+			le, n, _ := strings.Cut(v, `"} `)
+			bound, err := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+			if err != nil {
+				continue
+			}
+			s.buckets[bound], _ = strconv.ParseInt(n, 10, 64)
+		}
+	}
+	return s, sc.Err()
+}
+
+// cpuTimes is the machine's total and idle CPU time from /proc/stat.
+type cpuTimes struct{ total, idle int64 }
+
+func readCPUTimes() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var t cpuTimes
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i == 7 || i == 8 { // guest and guest_nice are already in user and nice
+			continue
+		}
+		t.total += n
+		if i == 3 || i == 4 { // idle, iowait
+			t.idle += n
+		}
+	}
+	return t
+}
+
+// cpuMeter measures, over one step, how busy the machine's CPUs were and
+// how much of that was work outside the benchmark's own processes (this
+// driver, its children, the live servers): kernel threads such as disk
+// writeback, and anyone else using the machine.
+type cpuMeter struct {
+	machine cpuTimes
+	ours    time.Duration
+	pids    []int
+}
+
+// cpuLoad is what a cpuMeter measured, as fractions of all CPUs' time.
+type cpuLoad struct {
+	busy  float64 // busy, whoever used it
+	other float64 // used outside the benchmark's processes
+}
+
+// startMeter starts measuring; pids are the live server processes.
+func startMeter(pids []int) cpuMeter {
+	m := cpuMeter{pids: slices.Clone(pids)}
+	m.machine, m.ours = readCPUTimes(), oursCPU(m.pids)
+	return m
+}
+
+func (m cpuMeter) stop() cpuLoad {
+	t1, ours := readCPUTimes(), oursCPU(m.pids)
+	total := t1.total - m.machine.total
+	if total <= 0 {
+		return cpuLoad{}
+	}
+	busyTicks := float64(total - (t1.idle - m.machine.idle))
+	const tick = 10 * time.Millisecond // USER_HZ = 100
+	oursTicks := float64(ours-m.ours) / float64(tick)
+	return cpuLoad{busy: busyTicks / float64(total), other: max(0, busyTicks-oursTicks) / float64(total)}
+}
+
+// oursCPU is the CPU time used so far by this process, its waited-for
+// children (the age processes) and the processes pids.
+func oursCPU(pids []int) time.Duration {
+	var d time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			d += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	for _, pid := range pids {
+		if c, err := procCPU(pid); err == nil {
+			d += c
+		}
+	}
+	return d
+}
