@@ -72,7 +72,15 @@ func startServer(t *testing.T, dataDir, logPath string, extra ...string) *server
 	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), opsAddr: freeAddr(t), logPath: logPath, waitErr: make(chan error, 1)}
 	args := append([]string{"serve", "--dev", "--data", dataDir, "--listen", s.addr, "--ops-listen", s.opsAddr}, extra...)
 	s.cmd = exec.Command(binPath, args...)
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	startProcess(t, s)
+	return s
+}
+
+// startProcess starts s.cmd with its stderr appended to s.logPath, waits
+// until it prints "listening on", and stops it when the test ends.
+func startProcess(t *testing.T, s *server) {
+	t.Helper()
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +105,12 @@ func startServer(t *testing.T, dataDir, logPath string, extra ...string) *server
 	select {
 	case <-ready:
 	case err := <-s.waitErr:
-		log, _ := os.ReadFile(logPath)
+		log, _ := os.ReadFile(s.logPath)
 		t.Fatalf("server exited before listening: %v\n%s", err, log)
 	case <-time.After(60 * time.Second):
 		t.Fatal("server did not start in 60s")
 	}
 	t.Cleanup(func() { s.stop() })
-	return s
 }
 
 // stop ends the server gracefully (SIGTERM) if it still runs.

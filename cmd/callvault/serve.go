@@ -74,12 +74,24 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
+	// One site down is a degraded start: uploads are acknowledged with a
+	// durable pending copy and repaired when it returns (healthz says 503
+	// meanwhile). With both down nothing could be stored or played.
+	available := 0
 	for _, f := range st.fs {
+		if err := f.Check(ctx); err != nil {
+			logger.Error("site unavailable at start; serving degraded", "site", f.Name(), "err", err)
+			continue
+		}
+		available++
 		if n, err := f.CleanTemp(ctx, 0); err != nil {
 			return fmt.Errorf("cleaning interrupted uploads: %w", err)
 		} else if n > 0 {
 			logger.Info("removed interrupted uploads (ciphertext only)", "site", f.Name(), "count", n)
 		}
+	}
+	if available == 0 {
+		return errors.New("serve: no site is available; see the log for each site's error")
 	}
 	if setup != nil {
 		if err := setup.seed(ctx, st); err != nil {

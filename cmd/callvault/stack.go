@@ -87,11 +87,11 @@ func loadKeyring(cfg *config.Config) (*keys.Keyring, error) {
 
 // openStack opens the keyring, databases and sites of cfg and wires the
 // archive. The caller must Close it.
-func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (st *stack, err error) {
-	st = &stack{cfg: cfg, reg: prometheus.NewRegistry()}
+func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *stack, err error) {
+	st := &stack{cfg: cfg, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
-			st.Close()
+			st.Close() // what was opened before the error
 		}
 	}()
 	if st.keys, err = loadKeyring(cfg); err != nil {

@@ -31,9 +31,10 @@ type FSConfig struct {
 	Name string
 
 	// Dir is the directory holding the site's blobs. A relative path is
-	// made absolute once, in NewFS. If it does not exist it is created with
-	// mode 0700, parents included; an existing directory's mode is left as
-	// it is. The filesystem must support hard links and fsync (ext4, XFS,
+	// made absolute once, in NewFS. If it does not exist when NewFS runs it
+	// is created with mode 0700, parents included; an existing directory's
+	// mode is left as it is. It is never created later: a site whose Dir
+	// vanished stays unavailable until an operator brings it back. The filesystem must support hard links and fsync (ext4, XFS,
 	// Btrfs, ZFS do). If unset, NewFS fails.
 	Dir string
 
@@ -59,8 +60,12 @@ type FS struct {
 
 var _ Store = (*FS)(nil)
 
-// NewFS validates cfg and returns the filesystem site it describes, creating
-// Dir if it is missing.
+// NewFS validates cfg and returns the filesystem site it describes,
+// creating Dir if it does not exist. Only an invalid cfg is an error: a Dir
+// that cannot be created or used now (a file in its place, an unmounted
+// disk) leaves a site that fails Check and every operation, naming the
+// site, until the directory is back. So a server can start while one data
+// centre is down and keep its pending copies for later repair.
 func NewFS(ctx context.Context, cfg FSConfig) (*FS, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("site: new fs: %w", err)
@@ -79,31 +84,14 @@ func NewFS(ctx context.Context, cfg FSConfig) (*FS, error) {
 		return nil, fmt.Errorf("site %s: new fs: %w", cfg.Name, err)
 	}
 	f := &FS{name: cfg.Name, dir: dir, jurisdiction: cfg.Jurisdiction}
-	if err := f.init(); err != nil {
-		return nil, fmt.Errorf("site %s: new fs: %w", cfg.Name, err)
+	if _, err := os.Lstat(f.dir); errors.Is(err, fs.ErrNotExist) {
+		// Errors here are the site's availability, not NewFS's: Check
+		// reports them (and more) when the caller asks.
+		if os.MkdirAll(f.dir, dirMode) == nil {
+			syncDir(filepath.Dir(f.dir))
+		}
 	}
 	return f, nil
-}
-
-// init creates Dir if it is missing, with its parents, and syncs the parent
-// so that the new directory survives a crash.
-func (f *FS) init() error {
-	if _, err := os.Lstat(f.dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(f.dir, dirMode); err != nil {
-			return err
-		}
-		if err := syncDir(filepath.Dir(f.dir)); err != nil {
-			return err
-		}
-	}
-	fi, err := os.Stat(f.dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", f.dir)
-	}
-	return nil
 }
 
 // fanOut creates the fan-out directory of blob name if it is missing, and
