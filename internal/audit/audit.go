@@ -29,7 +29,7 @@ const (
 // 4 kap. 9 § asks for: the action, the care unit, the time, the user and the
 // patient.
 type Event struct {
-	Seq     int64     // assigned by Append
+	Index   int64     // position in the log, from 0; assigned by Append
 	Time    time.Time // set by Append if zero
 	Action  string    // e.g. "ingest", "search", "read-metadata", "play", "ingest.stored"
 	Outcome string    // Allowed or Denied
@@ -44,9 +44,11 @@ type Event struct {
 	RecordingID     string
 	Purpose         string
 	EmergencyReason string // free text; stored encrypted
-	ClientAddr      string
+	ClientAddr      string // the client's IP address, without port
+	CertFingerprint string // SHA-256 of the client certificate (DER), lower-case hex; "" if none
 	RequestID       string
 	Detail          string // e.g. a byte range or a result count; never personal data
+	Note            string // free text of a reviewer (log follow-up); stored encrypted
 }
 
 // Appender is the one thing the archive needs of the audit log.

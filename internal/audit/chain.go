@@ -193,7 +193,7 @@ func (c *Chain) commit(batch []*appendReq) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	for i, r := range batch {
-		r.e.Seq = seqs[i]
+		r.e.Index = seqs[i] - 1
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func (c *Chain) open(raw []byte) (*Event, error) {
 		return nil, err
 	}
 	e := &Event{
-		Seq: en.Seq, Time: t, Action: en.Action, Outcome: en.Outcome, Reason: en.Reason, Flagged: en.Flagged,
+		Index: en.Seq - 1, Time: t, Action: en.Action, Outcome: en.Outcome, Reason: en.Reason, Flagged: en.Flagged,
 		User: en.User, CareProvider: en.CareProvider, CareUnit: en.CareUnit,
 		RecordingID: en.RecordingID, Purpose: en.Purpose,
 		ClientAddr: en.ClientAddr, RequestID: en.RequestID, Detail: en.Detail,

@@ -45,8 +45,8 @@ func TestAppendReadVerify(t *testing.T) {
 		if err := c.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
-		if e.Seq != int64(i+1) {
-			t.Fatalf("seq %d, want %d", e.Seq, i+1)
+		if e.Index != int64(i) {
+			t.Fatalf("index %d, want %d", e.Index, i)
 		}
 	}
 	var got []*Event
@@ -57,7 +57,7 @@ func TestAppendReadVerify(t *testing.T) {
 		t.Fatalf("%d events", len(got))
 	}
 	want := ev(3)
-	want.Seq = 4
+	want.Index = 3
 	if *got[3] != *want {
 		t.Fatalf("event 4 = %+v\nwant %+v", got[3], want)
 	}
@@ -86,7 +86,7 @@ func TestConcurrentAppendsGroupCommit(t *testing.T) {
 			defer wg.Done()
 			e := ev(i)
 			errs[i] = c.Append(ctx, e)
-			seqs[i] = e.Seq
+			seqs[i] = e.Index + 1
 		}()
 	}
 	wg.Wait()
