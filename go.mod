@@ -1,11 +1,13 @@
 module callvault
 
-go 1.26
+go 1.26.0
 
 require (
 	filippo.io/age v1.3.2
 	github.com/prometheus/client_golang v1.23.2
+	github.com/transparency-dev/merkle v0.0.2
 	golang.org/x/crypto v0.55.0
+	golang.org/x/mod v0.42.0
 	modernc.org/sqlite v1.40.0
 	software.sslmate.com/src/go-pkcs12 v0.7.4
 )

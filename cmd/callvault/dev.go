@@ -158,7 +158,7 @@ func writeDevKeys(cfg *config.Config) error {
 	if err := keys.WriteFileAtomic(cfg.Keyring, data); err != nil {
 		return err
 	}
-	return keys.WriteFileAtomic(cfg.PublicKeyPath(), kr.PublicFile())
+	return writePublicKeys(cfg, kr)
 }
 
 func registerDev(ctx context.Context, cfg *config.Config) error {

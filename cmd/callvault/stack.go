@@ -51,7 +51,7 @@ type stack struct {
 	keys  *keys.Keyring
 	cat   *catalog.DB
 	dir   *access.Directory
-	audit *audit.Chain
+	audit *audit.Log
 	fs    []*site.FS
 	sites *site.Replicator
 	arc   *archive.Service
@@ -73,6 +73,8 @@ func unlockIdentities(cfg *config.Config) ([]age.Identity, error) {
 	return []age.Identity{id}, nil
 }
 
+// loadKeyring unlocks the keyring of cfg. A keyring made before the audit
+// log had signed checkpoints gets its audit keys here, and is saved.
 func loadKeyring(cfg *config.Config) (*keys.Keyring, error) {
 	ids, err := unlockIdentities(cfg)
 	if err != nil {
@@ -82,7 +84,73 @@ func loadKeyring(cfg *config.Config) (*keys.Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	return keys.Unmarshal(data, ids...)
+	kr, err := keys.Unmarshal(data, ids...)
+	if err != nil {
+		return nil, err
+	}
+	if changed, err := kr.EnsureAuditKeys(); err != nil {
+		return nil, err
+	} else if changed {
+		if err := saveKeyring(cfg, kr); err != nil {
+			return nil, err
+		}
+	}
+	return kr, nil
+}
+
+// kekRecipient returns what the keyring of cfg is encrypted to.
+func kekRecipient(cfg *config.Config) (age.Recipient, error) {
+	if cfg.KEKFile == "" {
+		b, err := os.ReadFile(cfg.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("passphrase file: %w", err)
+		}
+		_, r, err := keys.Passphrase(strings.TrimRight(string(b), "\r\n"))
+		return r, err
+	}
+	ids, err := keys.LoadKEKFile(cfg.KEKFile)
+	if err != nil {
+		return nil, err
+	}
+	switch id := ids[0].(type) {
+	case *age.HybridIdentity:
+		return id.Recipient(), nil
+	case *age.X25519Identity:
+		return id.Recipient(), nil
+	}
+	return nil, errors.New("kek file: the first identity is neither a hybrid nor an X25519 age identity")
+}
+
+// saveKeyring encrypts kr to the KEK of cfg and replaces the keyring file
+// and the public files beside it (archive.pub, audit-log.vkey).
+func saveKeyring(cfg *config.Config, kr *keys.Keyring) error {
+	r, err := kekRecipient(cfg)
+	if err != nil {
+		return err
+	}
+	data, err := kr.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := keys.WriteFileAtomic(cfg.Keyring, data); err != nil {
+		return err
+	}
+	return writePublicKeys(cfg, kr)
+}
+
+// writePublicKeys writes the public halves beside the keyring: the
+// archive's recipients for capture hosts and the audit log's verifier keys
+// for witnesses and verifiers.
+func writePublicKeys(cfg *config.Config, kr *keys.Keyring) error {
+	if err := keys.WriteFileAtomic(cfg.PublicKeyPath(), kr.PublicFile()); err != nil {
+		return err
+	}
+	vkeys, err := kr.AuditVerifierKeys()
+	if err != nil {
+		return err
+	}
+	vkeys = append(vkeys, kr.AuditRetiredKeys()...)
+	return keys.WriteFileAtomic(cfg.AuditVerifierKeyPath(), []byte(strings.Join(vkeys, "\n")+"\n"))
 }
 
 // openStack opens the keyring, databases and sites of cfg and wires the
@@ -103,7 +171,7 @@ func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ 
 	if st.dir, err = access.OpenDirectory(ctx, cfg.DirectoryPath()); err != nil {
 		return nil, err
 	}
-	if st.audit, err = audit.OpenChain(ctx, cfg.AuditPath(), st.keys); err != nil {
+	if st.audit, err = audit.Open(ctx, cfg.CatalogPath(), st.keys); err != nil {
 		return nil, err
 	}
 	var stores []site.Store

@@ -33,7 +33,7 @@ var (
 type fixture struct {
 	svc          *Service
 	cat          *catalog.DB
-	log          *audit.Chain
+	log          *audit.Log
 	dir          string
 	siteA, siteB string
 }
@@ -58,7 +58,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := d.AddUnit(ctx, access.Unit{HSAID: unitA, CareProvider: prov, Name: "A"}); err != nil {
 		t.Fatal(err)
 	}
-	if f.log, err = audit.OpenChain(ctx, filepath.Join(f.dir, "audit.db"), kr); err != nil {
+	if f.log, err = audit.Open(ctx, filepath.Join(f.dir, "catalog.db"), kr); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.log.Close() })
@@ -117,7 +117,7 @@ func TestIngestAndPlay(t *testing.T) {
 	}
 	// Audit: ingest, ingest.stored, play — in that order.
 	var actions []string
-	f.log.Read(ctx, 1, func(e *audit.Event) error { actions = append(actions, e.Action+"/"+e.Outcome); return nil })
+	f.log.Read(ctx, 0, func(e *audit.Event) error { actions = append(actions, e.Action+"/"+e.Outcome); return nil })
 	want := []string{"ingest/allowed", "ingest.stored/allowed", "play/allowed"}
 	if len(actions) != 3 || actions[0] != want[0] || actions[1] != want[1] || actions[2] != want[2] {
 		t.Fatalf("audit %v, want %v", actions, want)

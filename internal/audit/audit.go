@@ -2,15 +2,18 @@
 // — allowed or denied — is appended here, and the archive acts only after
 // Append has returned, i.e. after the entry is durable.
 //
-// This first version is a hash chain in SQLite: entry n stores
-// SHA-256(0x00 || hash(n-1) || canonical bytes of entry n), so changing,
-// removing or reordering stored entries breaks every later hash. The
-// Merkle log with signed checkpoints (docs/audit-log.md, a later version)
-// replaces the chain behind the same Appender interface.
+// The log is a Merkle tree (RFC 6962 hashing, golang.org/x/mod/sumdb/tlog)
+// over the stored entry bytes, kept in the catalog database, with signed
+// checkpoints (C2SP tlog-checkpoint) that are pushed to witness outboxes
+// and served, with the tree, in the C2SP tlog-tiles layout. Changing,
+// removing, reordering or cutting off entries is found by Verify, which
+// names the first bad index. docs/audit-log.md is the format's spec.
 //
 // Personal data inside an event (the patient, the free-text emergency
-// reason) is stored encrypted under the keyring's data key; the patient also
-// gets a keyed blind index so per-patient extracts need no decryption scan.
+// reason, a reviewer's note) is stored encrypted under the keyring's data
+// key; the patient also gets a keyed blind index so per-patient extracts
+// need no decryption scan. The tree commits to the encrypted form, so
+// outside verifiers check integrity without seeing any patient.
 package audit
 
 import (

@@ -76,10 +76,14 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // Paths of the embedded databases.
 func (c *Config) CatalogPath() string   { return filepath.Join(c.DataDir, "catalog.db") }
-func (c *Config) AuditPath() string     { return filepath.Join(c.DataDir, "audit.db") }
 func (c *Config) DirectoryPath() string { return filepath.Join(c.DataDir, "directory.db") }
 func (c *Config) PublicKeyPath() string { return filepath.Join(filepath.Dir(c.Keyring), "archive.pub") }
-func (c *Config) DevDir() string        { return filepath.Join(c.DataDir, "dev") }
+
+// AuditVerifierKeyPath is the file of the audit log's verifier keys.
+func (c *Config) AuditVerifierKeyPath() string {
+	return filepath.Join(filepath.Dir(c.Keyring), "audit-log.vkey")
+}
+func (c *Config) DevDir() string { return filepath.Join(c.DataDir, "dev") }
 
 // Dev returns the configuration of the development setup in dir: the dev
 // PKI and KEK in dir/dev, two filesystem sites dir/site-a and dir/site-b in

@@ -121,7 +121,6 @@ func TestDev(t *testing.T) {
 	}
 	for _, p := range []struct{ name, got, want string }{
 		{"CatalogPath", c.CatalogPath(), filepath.Join(data, "catalog.db")},
-		{"AuditPath", c.AuditPath(), filepath.Join(data, "audit.db")},
 		{"DirectoryPath", c.DirectoryPath(), filepath.Join(data, "directory.db")},
 		{"PublicKeyPath", c.PublicKeyPath(), filepath.Join(data, "keys", "archive.pub")},
 		{"DevDir", c.DevDir(), dev},

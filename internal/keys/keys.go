@@ -54,6 +54,10 @@ type Keyring struct {
 	epochs   []Epoch // ascending by ID; the last is current
 	indexKey [32]byte
 	dataKey  [32]byte
+
+	auditOrigin  string   // the audit log's origin (docs/audit-log.md)
+	auditSigners []string // note signer keys, oldest first
+	auditRetired []string // verifier keys of retired signers, oldest first
 }
 
 // Generate returns a new keyring with one archive key epoch (ID 1) and fresh
@@ -69,6 +73,9 @@ func Generate(now time.Time) (*Keyring, error) {
 	}
 	if _, err := rand.Read(k.dataKey[:]); err != nil {
 		return nil, fmt.Errorf("keys: generate data key: %w", err)
+	}
+	if _, err := k.EnsureAuditKeys(); err != nil {
+		return nil, err
 	}
 	return k, nil
 }
@@ -148,7 +155,7 @@ func (k *Keyring) String() string {
 	for i, e := range k.epochs {
 		ids[i] = fmt.Sprint(e.ID)
 	}
-	return "keys.Keyring(epochs " + strings.Join(ids, ",") + ", secrets redacted)"
+	return "keys.Keyring(epochs " + strings.Join(ids, ",") + fmt.Sprintf(", %d audit keys, secrets redacted)", len(k.auditSigners))
 }
 
 // GoString is String, so %#v does not reveal secrets either.
@@ -160,6 +167,11 @@ type fileFormat struct {
 	Epochs   []fileEpoch `json:"epochs"`
 	IndexKey []byte      `json:"index_key"`
 	DataKey  []byte      `json:"data_key"`
+	// Audit log signing (added after version 1 shipped; absent in older
+	// keyrings, which EnsureAuditKeys completes).
+	AuditOrigin  string   `json:"audit_origin,omitempty"`
+	AuditSigners []string `json:"audit_signers,omitempty"`
+	AuditRetired []string `json:"audit_retired,omitempty"`
 }
 
 type fileEpoch struct {
@@ -170,7 +182,8 @@ type fileEpoch struct {
 
 // Marshal encrypts the keyring to kek and returns the file's bytes.
 func (k *Keyring) Marshal(kek age.Recipient) ([]byte, error) {
-	f := fileFormat{Version: 1, IndexKey: k.indexKey[:], DataKey: k.dataKey[:]}
+	f := fileFormat{Version: 1, IndexKey: k.indexKey[:], DataKey: k.dataKey[:],
+		AuditOrigin: k.auditOrigin, AuditSigners: k.auditSigners, AuditRetired: k.auditRetired}
 	for _, e := range k.epochs {
 		f.Epochs = append(f.Epochs, fileEpoch{ID: e.ID, Created: e.Created, Identity: e.identity.String()})
 	}
@@ -215,7 +228,12 @@ func Unmarshal(data []byte, kek ...age.Identity) (*Keyring, error) {
 	if f.Version != 1 || len(f.Epochs) == 0 || len(f.IndexKey) != 32 || len(f.DataKey) != 32 {
 		return nil, errors.New("keys: keyring contents: unsupported version or missing keys")
 	}
-	k := &Keyring{}
+	k := &Keyring{auditOrigin: f.AuditOrigin, auditSigners: f.AuditSigners, auditRetired: f.AuditRetired}
+	for i, s := range k.auditSigners {
+		if _, err := verifierKeyOf(s); err != nil {
+			return nil, fmt.Errorf("keys: keyring audit key %d: %w", i, err)
+		}
+	}
 	copy(k.indexKey[:], f.IndexKey)
 	copy(k.dataKey[:], f.DataKey)
 	for i, fe := range f.Epochs {
