@@ -40,6 +40,9 @@ func TestRunCheckpointsPushesToWitnesses(t *testing.T) {
 	defer srv.Close()
 	outboxes := []Outbox{DirOutbox{Dir: dir}, HTTPOutbox{URL: srv.URL + "/witness/add-checkpoint", Client: srv.Client()}}
 
+	// Five entries before the checkpointer starts: its first round cuts
+	// them (and pushes whatever is pending after a restart).
+	appendN(t, l, 0, 5)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	var cuts []int64
@@ -49,7 +52,6 @@ func TestRunCheckpointsPushesToWitnesses(t *testing.T) {
 		l.RunCheckpoints(ctx, CheckpointPolicy{Interval: time.Hour, Entries: 5}, outboxes,
 			slog.New(slog.DiscardHandler), func(n int64) { cutsMu.Lock(); cuts = append(cuts, n); cutsMu.Unlock() })
 	}()
-	appendN(t, l, 0, 5)
 	waitFor(t, func() bool { b, _ := os.ReadFile(filepath.Join(dir, "checkpoints", "5")); return len(b) > 0 })
 	latest, err := l.LatestCheckpoint(t.Context())
 	if err != nil || latest.Size != 5 {
