@@ -45,6 +45,7 @@ var devIdentities = []devIdentity{
 	{"nurse-other", "Nurse, other provider (dev)", "SE9999990002-N0C1", devProviderOther, devUnitOther, access.RoleClinician},
 	{"auditor", "Log reviewer (dev)", "SE9999990001-AUD1", devProvider, devUnitA, access.RoleAuditor},
 	{"admin", "Administrator (dev)", "SE9999990001-ADM1", devProvider, devUnitA, access.RoleAdmin},
+	{"witness", "Log witness (dev)", "SE9999990001-WIT1", devProvider, devUnitA, access.RoleWitness},
 }
 
 var devUnits = []access.Unit{

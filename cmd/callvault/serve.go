@@ -13,10 +13,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"callvault/internal/audit"
 	"callvault/internal/config"
 	"callvault/internal/httpapi"
 )
@@ -31,6 +34,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opsListen := fs.String("ops-listen", "", "plain health and metrics address (default 127.0.0.1:9090)")
 	maxUpload := fs.Int64("max-upload", 0, "largest upload body in bytes (default 2 GiB)")
 	repair := fs.Duration("repair-interval", 0, "time between replication repair passes (default 30s)")
+	cpInterval := fs.Duration("checkpoint-interval", 0, "cut an audit checkpoint at least this often (default 60s)")
+	cpEntries := fs.Int64("checkpoint-entries", 0, "cut an audit checkpoint after this many entries (default 1000)")
+	var outboxes stringList
+	fs.Var(&outboxes, "witness-outbox", "directory or https:// URL that receives every audit checkpoint (repeatable; adds to the config's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,6 +64,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *repair > 0 {
 		cfg.RepairInterval = config.Duration(*repair)
+	}
+	if *cpInterval > 0 {
+		cfg.Audit.CheckpointInterval = config.Duration(*cpInterval)
+	}
+	if *cpEntries > 0 {
+		cfg.Audit.CheckpointEntries = *cpEntries
+	}
+	cfg.Audit.WitnessOutboxes = append(cfg.Audit.WitnessOutboxes, outboxes...)
+	if err := cfg.Check(); err != nil {
+		return err
 	}
 	var setup *devSetup
 	if cfg.Dev {
@@ -136,6 +153,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	repairCtx, stopRepair := context.WithCancel(ctx)
 	defer stopRepair()
 	go st.arc.RunRepair(repairCtx, time.Duration(cfg.RepairInterval))
+	checkpointSize := prometheus.NewGauge(prometheus.GaugeOpts{Name: "callvault_audit_checkpoint_size",
+		Help: "Tree size of the latest signed audit checkpoint."})
+	st.reg.MustRegister(checkpointSize)
+	go st.audit.RunCheckpoints(repairCtx, audit.CheckpointPolicy{
+		Interval: time.Duration(cfg.Audit.CheckpointInterval), Entries: cfg.Audit.CheckpointEntries,
+	}, witnessOutboxes(cfg.Audit.WitnessOutboxes), logger, func(n int64) { checkpointSize.Set(float64(n)) })
 
 	errc := make(chan error, 2)
 	go func() { errc <- api.Serve(apiLn) }()
@@ -213,4 +236,25 @@ func trimNL(p []byte) []byte {
 		p = p[:len(p)-1]
 	}
 	return p
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// witnessOutboxes turns the configured outboxes into audit.Outboxes: an
+// https:// URL is POSTed to with the system's roots; anything else is a
+// directory.
+func witnessOutboxes(specs []string) []audit.Outbox {
+	var out []audit.Outbox
+	for _, s := range specs {
+		if strings.HasPrefix(s, "https://") {
+			out = append(out, audit.HTTPOutbox{URL: s, Client: &http.Client{Timeout: 30 * time.Second}})
+			continue
+		}
+		out = append(out, audit.DirOutbox{Dir: s})
+	}
+	return out
 }

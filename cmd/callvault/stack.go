@@ -193,7 +193,7 @@ func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ 
 		return nil, err
 	}
 	st.arc, err = archive.New(archive.Config{
-		Catalog: st.cat, Sites: st.sites, Keys: st.keys, Directory: st.dir, Audit: st.audit,
+		Catalog: st.cat, Sites: st.sites, Keys: st.keys, Directory: st.dir, Audit: st.audit, AuditLog: st.audit,
 		Logger: logger, Metrics: archive.NewMetrics(st.reg),
 	})
 	if err != nil {

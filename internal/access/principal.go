@@ -23,10 +23,11 @@ const (
 	RoleClinician Role = "clinician" // nurse or physician: search and play, with a purpose
 	RoleAuditor   Role = "auditor"   // reads the audit log; never plays audio
 	RoleAdmin     Role = "admin"     // users, units, keys, sites; never patient data
+	RoleWitness   Role = "witness"   // reads the log's checkpoints and tiles (no decrypted content); never audio
 )
 
 // AllRoles lists the roles in a fixed order.
-var AllRoles = []Role{RoleCapture, RoleClinician, RoleAuditor, RoleAdmin}
+var AllRoles = []Role{RoleCapture, RoleClinician, RoleAuditor, RoleAdmin, RoleWitness}
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {
@@ -35,7 +36,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("access: unknown role %q (want one of capture, clinician, auditor, admin)", s)
+	return "", fmt.Errorf("access: unknown role %q (want one of capture, clinician, auditor, admin, witness)", s)
 }
 
 // Principal is an authenticated caller as the directory knows it.

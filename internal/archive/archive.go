@@ -96,6 +96,9 @@ type Config struct {
 	Keys      Keyring
 	Directory Directory
 	Audit     audit.Appender
+	// AuditLog, if set, is served to auditors and witnesses (LogCheckpoint,
+	// LogTile, LogKeys).
+	AuditLog AuditLog
 	// Logger receives operational lines (recording IDs only). If unset, logs are discarded.
 	Logger *slog.Logger
 	// Metrics, if set, is updated on every request.
@@ -106,14 +109,15 @@ type Config struct {
 
 // Service is the archive core. It is safe for concurrent use.
 type Service struct {
-	cat     Catalog
-	sites   *site.Replicator
-	keys    Keyring
-	dir     Directory
-	audit   audit.Appender
-	log     *slog.Logger
-	metrics *Metrics
-	now     func() time.Time
+	cat      Catalog
+	sites    *site.Replicator
+	keys     Keyring
+	dir      Directory
+	audit    audit.Appender
+	auditLog AuditLog
+	log      *slog.Logger
+	metrics  *Metrics
+	now      func() time.Time
 }
 
 // New returns a Service for cfg.
@@ -121,7 +125,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Catalog == nil || cfg.Sites == nil || cfg.Keys == nil || cfg.Directory == nil || cfg.Audit == nil {
 		return nil, errors.New("archive: config needs catalog, sites, keys, directory and audit")
 	}
-	s := &Service{cat: cfg.Catalog, sites: cfg.Sites, keys: cfg.Keys, dir: cfg.Directory, audit: cfg.Audit,
+	s := &Service{cat: cfg.Catalog, sites: cfg.Sites, keys: cfg.Keys, dir: cfg.Directory, audit: cfg.Audit, auditLog: cfg.AuditLog,
 		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -151,6 +155,9 @@ type Access struct {
 func (s *Service) record(ctx context.Context, c Caller, e *audit.Event) error {
 	if c.Principal != nil {
 		e.User, e.CareProvider, e.CareUnit = c.Principal.HSAID, c.Principal.CareProvider, c.Principal.CareUnit
+		if e.CertFingerprint == "" {
+			e.CertFingerprint = c.Principal.CertFingerprint
+		}
 	}
 	e.ClientAddr, e.RequestID = c.ClientAddr, c.RequestID
 	if e.Time.IsZero() {
@@ -186,7 +193,7 @@ func (s *Service) deny(ctx context.Context, c Caller, e *audit.Event, err error)
 // incident report can follow it. It returns ErrAuditUnavailable if the
 // refusal could not be recorded; the caller refuses either way.
 func (s *Service) RefuseIdentity(ctx context.Context, c Caller, fingerprint, reason string) error {
-	return s.record(ctx, c, &audit.Event{Action: "authenticate", Outcome: audit.Denied, Reason: reason, Detail: "cert_sha256=" + fingerprint})
+	return s.record(ctx, c, &audit.Event{Action: "authenticate", Outcome: audit.Denied, Reason: reason, CertFingerprint: fingerprint})
 }
 
 // RejectInput records a request that an entry point refused before it could

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -50,9 +51,29 @@ type Config struct {
 	MaxUploadBytes int64 `json:"max_upload_bytes"`
 	// RepairInterval between replication repair passes. If unset, 30s.
 	RepairInterval Duration `json:"repair_interval"`
+	// Audit configures the audit log's checkpoints and retention.
+	Audit Audit `json:"audit"`
 	// Dev marks the throw-away development setup (dev PKI in DataDir/dev).
 	Dev bool `json:"-"`
 }
+
+// Audit configures the audit log (docs/audit-log.md).
+type Audit struct {
+	// CheckpointInterval: cut a checkpoint at least this often if the log
+	// grew. If unset, 60s.
+	CheckpointInterval Duration `json:"checkpoint_interval"`
+	// CheckpointEntries: cut one as soon as this many entries were added
+	// since the last. If unset, 1000.
+	CheckpointEntries int64 `json:"checkpoint_entries"`
+	// WitnessOutboxes receive every checkpoint: a directory (a path), or
+	// an https:// URL that is POSTed to.
+	WitnessOutboxes []string `json:"witness_outboxes"`
+	// RetentionYears the log is kept. If unset, 10; at least 5.
+	RetentionYears int `json:"retention_years"`
+}
+
+// MinAuditRetentionYears is the shortest audit log retention accepted.
+const MinAuditRetentionYears = 5
 
 // Duration is a time.Duration written as a Go duration string in JSON.
 type Duration time.Duration
@@ -102,6 +123,8 @@ func Dev(dir string) (*Config, error) {
 			{Name: "a", Dir: filepath.Join(abs, "site-a"), Jurisdiction: "SE"},
 			{Name: "b", Dir: filepath.Join(abs, "site-b"), Jurisdiction: "SE"},
 		},
+		// A stand-in for a witness outside the operator's control.
+		Audit: Audit{WitnessOutboxes: []string{filepath.Join(dev, "witness")}},
 	}
 	c.defaults()
 	return c, nil
@@ -137,6 +160,11 @@ func Load(path string) (*Config, error) {
 	for i := range c.Sites {
 		abs(&c.Sites[i].Dir)
 	}
+	for i, o := range c.Audit.WitnessOutboxes {
+		if !strings.Contains(o, "://") {
+			abs(&c.Audit.WitnessOutboxes[i])
+		}
+	}
 	c.defaults()
 	if err := c.Check(); err != nil {
 		return nil, err
@@ -160,6 +188,15 @@ func (c *Config) defaults() {
 	if c.RepairInterval == 0 {
 		c.RepairInterval = Duration(30 * time.Second)
 	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = Duration(time.Minute)
+	}
+	if c.Audit.CheckpointEntries == 0 {
+		c.Audit.CheckpointEntries = 1000
+	}
+	if c.Audit.RetentionYears == 0 {
+		c.Audit.RetentionYears = 10
+	}
 }
 
 // Check reports the first thing missing or wrong for a production start.
@@ -179,6 +216,17 @@ func (c *Config) Check() error {
 	}
 	if c.RepairInterval < 0 {
 		errs = append(errs, fmt.Errorf("repair_interval %v is negative; give a positive interval such as \"30s\"", time.Duration(c.RepairInterval)))
+	}
+	if c.Audit.CheckpointInterval < 0 || c.Audit.CheckpointEntries < 0 {
+		errs = append(errs, errors.New("audit.checkpoint_interval and audit.checkpoint_entries must be positive"))
+	}
+	if c.Audit.RetentionYears < MinAuditRetentionYears {
+		errs = append(errs, fmt.Errorf("audit.retention_years %d is below the %d years the log must be kept", c.Audit.RetentionYears, MinAuditRetentionYears))
+	}
+	for _, o := range c.Audit.WitnessOutboxes {
+		if strings.Contains(o, "://") && !strings.HasPrefix(o, "https://") {
+			errs = append(errs, errors.New("audit.witness_outboxes: a URL must be https://"))
+		}
 	}
 	if c.MaxUploadBytes < 0 {
 		errs = append(errs, errors.New("max_upload_bytes must not be negative"))

@@ -114,6 +114,7 @@ func TestDev(t *testing.T) {
 		},
 		AllowedJurisdictions: []string{"SE"},
 		RepairInterval:       Duration(30 * time.Second),
+		Audit:                devAudit(data),
 		Dev:                  true,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -160,6 +161,7 @@ func TestLoadComplete(t *testing.T) {
 		AllowedJurisdictions: []string{"SE"},
 		MaxUploadBytes:       1 << 30,
 		RepairInterval:       Duration(45 * time.Second),
+		Audit:                defaultAudit(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
@@ -192,6 +194,7 @@ func TestLoadMinimalDefaults(t *testing.T) {
 		},
 		AllowedJurisdictions: []string{"SE"},
 		RepairInterval:       Duration(30 * time.Second),
+		Audit:                defaultAudit(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
@@ -386,5 +389,46 @@ func TestDurationJSON(t *testing.T) {
 	}
 	if d != Duration(90*time.Second) {
 		t.Fatalf("round trip = %v", time.Duration(d))
+	}
+}
+
+func devAudit(data string) Audit {
+	a := defaultAudit()
+	a.WitnessOutboxes = []string{filepath.Join(data, "dev", "witness")}
+	return a
+}
+
+func defaultAudit() Audit {
+	return Audit{CheckpointInterval: Duration(time.Minute), CheckpointEntries: 1000, RetentionYears: 10}
+}
+
+func TestLoadAudit(t *testing.T) {
+	m := minimal()
+	m["audit"] = map[string]any{"checkpoint_interval": "10s", "checkpoint_entries": 50, "retention_years": 12,
+		"witness_outboxes": []string{"witness", "https://witness.example/add"}}
+	path, dir := writeConfig(t, t.TempDir(), m)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Audit{CheckpointInterval: Duration(10 * time.Second), CheckpointEntries: 50, RetentionYears: 12,
+		WitnessOutboxes: []string{filepath.Join(dir, "witness"), "https://witness.example/add"}}
+	if !reflect.DeepEqual(cfg.Audit, want) {
+		t.Fatalf("Audit = %+v, want %+v", cfg.Audit, want)
+	}
+	for _, c := range []struct {
+		audit map[string]any
+		want  string
+	}{
+		{map[string]any{"retention_years": 4}, "audit.retention_years 4 is below the 5 years"},
+		{map[string]any{"checkpoint_entries": -1}, "audit.checkpoint_interval and audit.checkpoint_entries must be positive"},
+		{map[string]any{"witness_outboxes": []string{"http://witness.example/add"}}, "a URL must be https://"},
+	} {
+		m := minimal()
+		m["audit"] = c.audit
+		path, _ := writeConfig(t, t.TempDir(), m)
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("audit %v: %v, want %q", c.audit, err, c.want)
+		}
 	}
 }

@@ -30,6 +30,8 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSONError(w, http.StatusForbidden, "access denied: "+denied.Reason, "")
 	case errors.Is(err, archive.ErrNotFound):
 		writeJSONError(w, http.StatusNotFound, "no such recording", "")
+	case errors.Is(err, archive.ErrNoLogData):
+		writeJSONError(w, http.StatusNotFound, "no such checkpoint or tile", "")
 	case errors.Is(err, archive.ErrAuditUnavailable):
 		writeJSONError(w, http.StatusServiceUnavailable, "the audit log cannot be written; request refused", "")
 	case errors.Is(err, errBadRequestBody):

@@ -77,6 +77,9 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/recordings", s.withCaller(s.search))
 	mux.HandleFunc("GET /v1/recordings/{id}", s.withCaller(s.metadata))
 	mux.HandleFunc("GET /v1/recordings/{id}/audio", s.withCaller(s.audio))
+	mux.HandleFunc("GET /v1/audit/log/checkpoint", s.withCaller(s.logCheckpoint))
+	mux.HandleFunc("GET /v1/audit/log/keys", s.withCaller(s.logKeys))
+	mux.HandleFunc("GET /v1/audit/log/tile/{path...}", s.withCaller(s.logTile))
 	mux.HandleFunc("/", s.withCaller(func(w http.ResponseWriter, r *http.Request, c archive.Caller) {
 		s.reject(w, r, c, "route", "path", http.StatusNotFound, "no such route")
 	}))
