@@ -70,14 +70,14 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if strings.HasPrefix(cmd, "key ") {
-		return auditKey(cfg, kr, strings.TrimPrefix(cmd, "key "), *keyID, stdout)
-	}
 	log, err := audit.Open(ctx, cfg.CatalogPath(), kr)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
+	if strings.HasPrefix(cmd, "key ") {
+		return auditKey(ctx, cfg, kr, log, strings.TrimPrefix(cmd, "key "), *keyID, stdout)
+	}
 	switch cmd {
 	case "verify":
 		var extra [][]byte
@@ -179,7 +179,21 @@ func auditProve(ctx context.Context, log *audit.Log, index, size int64, stdout i
 	return enc.Encode(out)
 }
 
-func auditKey(cfg *config.Config, kr *keys.Keyring, cmd, keyID string, stdout io.Writer) error {
+// auditKey lists, rotates or retires the checkpoint signing keys. A change
+// is audited (durably) before the keyring is rewritten. serve must be
+// restarted to sign with the new set.
+func auditKey(ctx context.Context, cfg *config.Config, kr *keys.Keyring, log *audit.Log, cmd, keyID string, stdout io.Writer) error {
+	if cmd == "rotate" || cmd == "retire" {
+		op := localOperator()
+		detail := cmd
+		if keyID != "" {
+			detail += " key=" + keyID
+		}
+		if err := log.Append(ctx, &audit.Event{Action: "keys.audit-" + cmd, Outcome: audit.Allowed, Reason: "local-operator",
+			User: op.Principal.HSAID, ClientAddr: op.ClientAddr, RequestID: op.RequestID, Detail: detail}); err != nil {
+			return err
+		}
+	}
 	switch cmd {
 	case "list":
 	case "rotate":
@@ -190,7 +204,7 @@ func auditKey(cfg *config.Config, kr *keys.Keyring, cmd, keyID string, stdout io
 		if err := saveKeyring(cfg, kr); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added %s\nCheckpoints are now signed by every key below. Give the new key to the witnesses,\nthen retire the old one with: callvault audit key retire --key ID\n", vkey)
+		fmt.Fprintf(stdout, "added %s\nAfter serve restarts, checkpoints are signed by every key below. Give the new key to\nthe witnesses, then retire the old one with: callvault audit key retire --key ID\n", vkey)
 	case "retire":
 		if keyID == "" {
 			return errors.New("audit key retire: --key ID is required")

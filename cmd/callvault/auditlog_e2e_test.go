@@ -290,3 +290,71 @@ func TestAuditUnavailableFailsClosed(t *testing.T) {
 		t.Fatalf("play after the lock is gone: %s", r)
 	}
 }
+
+// Rotating the checkpoint key with the CLI: after a restart checkpoints
+// carry both signatures; after the old key is retired only the new one,
+// and `audit verify` still accepts every stored checkpoint. Both changes
+// are in the log.
+func TestAuditKeyRotationCLI(t *testing.T) {
+	root := t.TempDir()
+	dataDir := filepath.Join(root, "data")
+	logPath := filepath.Join(root, "server.log")
+	srv := startServer(t, dataDir, logPath, "--checkpoint-interval", "200ms")
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(binPath, append([]string{"audit", "--data", dataDir}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("audit %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	sigs := func() int {
+		t.Helper()
+		r := srv.do("auditor", "GET", "/v1/audit/log/checkpoint", nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("checkpoint: %s", r)
+		}
+		return strings.Count(string(r.body), "\n— ")
+	}
+	waitSigs := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for sigs() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint with %d signatures in 20s", want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitSigs(1)
+	oldID := strings.Fields(strings.Split(cli("key", "list"), "\n")[1])[1]
+	srv.stop()
+	cli("key", "rotate")
+	list := cli("key", "list")
+	if strings.Count(list, "\nkey ") != 2 {
+		t.Fatalf("after rotate:\n%s", list)
+	}
+	srv = startServer(t, dataDir, logPath, "--checkpoint-interval", "200ms")
+	waitSigs(2)
+	srv.stop()
+	cli("key", "retire", "--key", oldID)
+	list = cli("key", "list")
+	if strings.Count(list, "\nkey ") != 1 || !strings.Contains(list, "\nretired "+oldID+" ") {
+		t.Fatalf("after retire:\n%s", list)
+	}
+	srv = startServer(t, dataDir, logPath, "--checkpoint-interval", "200ms")
+	waitSigs(1)
+	srv.stop()
+	if out := cli("verify"); !strings.HasPrefix(out, "audit log ok: ") {
+		t.Fatalf("verify after the rollover: %s", out)
+	}
+	var changes []string
+	for _, e := range auditEvents(t, dataDir) {
+		if a, _ := e["Action"].(string); strings.HasPrefix(a, "keys.") {
+			changes = append(changes, a+" "+e["Detail"].(string))
+		}
+	}
+	if want := []string{"keys.audit-rotate rotate", "keys.audit-retire retire key=" + oldID}; !slices.Equal(changes, want) {
+		t.Fatalf("key changes in the log %v, want %v", changes, want)
+	}
+}

@@ -110,6 +110,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if available == 0 {
 		return errors.New("serve: no site is available; see the log for each site's error")
 	}
+	// The configuration in effect (sites, their jurisdictions, key epoch) is
+	// in the log from every start on, so a change of site shows there.
+	var sites []string
+	for _, sc := range cfg.Sites {
+		sites = append(sites, sc.Name+"("+sc.Jurisdiction+")")
+	}
+	if err := st.audit.Append(ctx, &audit.Event{Action: "serve.start", Outcome: audit.Allowed, Reason: "system",
+		User: "callvault-serve", ClientAddr: "local",
+		Detail: fmt.Sprintf("sites=%s key_epoch=%d", strings.Join(sites, ","), st.keys.Current().ID)}); err != nil {
+		return fmt.Errorf("serve: the audit log cannot be written: %w", err)
+	}
 	if setup != nil {
 		if err := setup.seed(ctx, st); err != nil {
 			return fmt.Errorf("dev demo recordings: %w", err)
