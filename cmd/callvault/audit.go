@@ -27,6 +27,16 @@ const auditUsage = `callvault audit [--data DIR | --config FILE] COMMAND
                                     (default: the latest checkpoint), as JSON
   checkpoint                        cut a checkpoint now if the log grew; print the latest
   events [--from N]                 entries as JSON lines, decrypted (personal data: for auditors)
+  extract --patient PNR [--format json|csv|html] [--since T --until T]
+                                    the patient log extract (patientloggutdrag)
+  review --since T --until T [--format text|json|csv]
+                                    the log follow-up: findings and their review marks
+  mark --finding ID --outcome no-action|followed-up|reported [--note TEXT]
+                                    mark a follow-up finding reviewed (itself a log event)
+  incident --since T --until T [--user HSA-ID] [--client-cert SHA256] [--address CIDR]
+           [--format csv|json|text] every recording read in the window, patients affected
+T is RFC 3339 or a date (YYYY-MM-DD, Swedish time, the start of that day). Reports run as the
+local operator with the auditor role and are logged as such.
   key list|rotate|retire --key ID   the checkpoint signing keys (docs/audit-log.md, rotation)
 `
 
@@ -50,6 +60,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	index := sub.Int64("index", -1, "entry index (prove)")
 	size := sub.Int64("size", 0, "tree size (prove; default the latest checkpoint)")
 	keyID := sub.String("key", "", "key ID, 8 hex digits (key retire)")
+	rep := reportFlags(sub)
 	if cmd == "key" {
 		if len(rest) == 0 {
 			return errors.New("audit key: say list, rotate or retire")
@@ -65,6 +76,10 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := cfgOf()
 	if err != nil {
 		return err
+	}
+	switch cmd {
+	case "extract", "review", "mark", "incident":
+		return runReport(ctx, cfg, cmd, rep, stdout)
 	}
 	kr, err := loadKeyring(cfg)
 	if err != nil {

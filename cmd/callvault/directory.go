@@ -27,8 +27,10 @@ const directoryUsage = `callvault directory [--data DIR | --config FILE] COMMAND
   enable    --hsa-id ID
   block     --patient PNR --care-unit ID    (the patient's spärr against a unit)
   unblock   --patient PNR --care-unit ID
+  protect   --patient PNR                   (protected identity: every access is a follow-up finding)
+  unprotect --patient PNR
 
-Roles: capture, clinician, auditor, admin.
+Roles: capture, clinician, auditor, admin, witness.
 `
 
 func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -145,6 +147,15 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return dir.AddBlock(ctx, idx, *unit)
 		}
 		return dir.RemoveBlock(ctx, idx, *unit)
+	case "protect", "unprotect":
+		n, err := pnr.Parse(*patient, time.Now())
+		if err != nil {
+			return fmt.Errorf("directory: --patient: %w", err)
+		}
+		if err := audited("", n.Digits()); err != nil {
+			return err
+		}
+		return dir.SetProtected(ctx, archive.PatientIndex(st.keys, n), cmd == "protect")
 	}
 	fs.Usage()
 	return fmt.Errorf("directory: unknown command %q", cmd)

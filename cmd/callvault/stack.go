@@ -15,6 +15,7 @@ import (
 	"callvault/internal/access"
 	"callvault/internal/archive"
 	"callvault/internal/audit"
+	"callvault/internal/auditreport"
 	"callvault/internal/catalog"
 	"callvault/internal/config"
 	"callvault/internal/keys"
@@ -193,7 +194,7 @@ func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ 
 		return nil, err
 	}
 	st.arc, err = archive.New(archive.Config{
-		Catalog: st.cat, Sites: st.sites, Keys: st.keys, Directory: st.dir, Audit: st.audit, AuditLog: st.audit,
+		Catalog: st.cat, Sites: st.sites, Keys: st.keys, Directory: st.dir, Audit: st.audit, AuditLog: st.audit, Reports: reportsOf(cfg),
 		Logger: logger, Metrics: archive.NewMetrics(st.reg),
 	})
 	if err != nil {
@@ -213,4 +214,31 @@ func (st *stack) Close() {
 	if st.cat != nil {
 		st.cat.Close()
 	}
+}
+
+// reportsOf turns the config's follow-up thresholds into the reports'
+// rules. Config.Check has validated them.
+func reportsOf(cfg *config.Config) archive.Reports {
+	rv := cfg.Audit.Review
+	rules := auditreport.DefaultRules()
+	switch {
+	case rv.MaxPatientsPerHour > 0:
+		rules.MaxPatients = rv.MaxPatientsPerHour
+	case rv.MaxPatientsPerHour < 0:
+		rules.MaxPatients = 0
+	}
+	switch {
+	case rv.DenialsPerHour > 0:
+		rules.MinDenials = rv.DenialsPerHour
+	case rv.DenialsPerHour < 0:
+		rules.MinDenials = 0
+	}
+	start, end, _ := rv.Hours()
+	days, _ := rv.Days()
+	if end == 0 {
+		rules.UsualHours = nil
+	} else {
+		rules.UsualHours = &auditreport.Hours{Start: start, End: end, Days: days}
+	}
+	return archive.Reports{Rules: rules, ShowStaff: cfg.Audit.ExtractShowsStaff}
 }

@@ -42,6 +42,12 @@ var directoryMigrations = []string{
 		created_at INTEGER NOT NULL,
 		PRIMARY KEY (patient_index, care_unit)
 	);`,
+	// v2: patients with protected identity (skyddad identitet), for log
+	// follow-up.
+	`CREATE TABLE protected_patients (
+		patient_index BLOB PRIMARY KEY,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 // ErrExists is returned when adding a unit or principal that is already registered.
@@ -273,6 +279,33 @@ func (d *Directory) Blocked(ctx context.Context, patientIndex []byte, careUnit s
 	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blocks WHERE patient_index = ? AND care_unit = ?`, patientIndex, careUnit).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("access: look up block: %w", err)
+	}
+	return n > 0, nil
+}
+
+// SetProtected records (on) or removes (off) that the patient (by blind
+// index) has a protected identity: every access to them is a finding in the
+// log follow-up. Setting what is already set is not an error.
+func (d *Directory) SetProtected(ctx context.Context, patientIndex []byte, on bool) error {
+	var err error
+	if on {
+		_, err = d.db.ExecContext(ctx, `INSERT OR IGNORE INTO protected_patients (patient_index, created_at) VALUES (?, ?)`,
+			patientIndex, time.Now().UnixNano())
+	} else {
+		_, err = d.db.ExecContext(ctx, `DELETE FROM protected_patients WHERE patient_index = ?`, patientIndex)
+	}
+	if err != nil {
+		return fmt.Errorf("access: set protected identity: %w", err)
+	}
+	return nil
+}
+
+// Protected reports whether the patient has a protected identity.
+func (d *Directory) Protected(ctx context.Context, patientIndex []byte) (bool, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM protected_patients WHERE patient_index = ?`, patientIndex).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("access: look up protected identity: %w", err)
 	}
 	return n > 0, nil
 }

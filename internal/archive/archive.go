@@ -74,6 +74,9 @@ type Catalog interface {
 type Directory interface {
 	UnitKnown(ctx context.Context, careProvider, unit string) (bool, error)
 	Blocked(ctx context.Context, patientIndex []byte, careUnit string) (bool, error)
+	Protected(ctx context.Context, patientIndex []byte) (bool, error)
+	Units(ctx context.Context) ([]access.Unit, error)
+	List(ctx context.Context) ([]*access.Entry, error)
 }
 
 // Keyring is what the archive needs of the key material.
@@ -97,8 +100,10 @@ type Config struct {
 	Directory Directory
 	Audit     audit.Appender
 	// AuditLog, if set, is served to auditors and witnesses (LogCheckpoint,
-	// LogTile, LogKeys).
+	// LogTile, LogKeys) and read by the audit reports.
 	AuditLog AuditLog
+	// Reports configures the audit reports.
+	Reports Reports
 	// Logger receives operational lines (recording IDs only). If unset, logs are discarded.
 	Logger *slog.Logger
 	// Metrics, if set, is updated on every request.
@@ -115,6 +120,7 @@ type Service struct {
 	dir      Directory
 	audit    audit.Appender
 	auditLog AuditLog
+	reports  Reports
 	log      *slog.Logger
 	metrics  *Metrics
 	now      func() time.Time
@@ -125,7 +131,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Catalog == nil || cfg.Sites == nil || cfg.Keys == nil || cfg.Directory == nil || cfg.Audit == nil {
 		return nil, errors.New("archive: config needs catalog, sites, keys, directory and audit")
 	}
-	s := &Service{cat: cfg.Catalog, sites: cfg.Sites, keys: cfg.Keys, dir: cfg.Directory, audit: cfg.Audit, auditLog: cfg.AuditLog,
+	s := &Service{cat: cfg.Catalog, sites: cfg.Sites, keys: cfg.Keys, dir: cfg.Directory, audit: cfg.Audit, auditLog: cfg.AuditLog, reports: cfg.Reports,
 		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"callvault/internal/access"
 	"callvault/internal/audit"
@@ -19,6 +20,8 @@ type AuditLog interface {
 	LatestCheckpoint(ctx context.Context) (*audit.Checkpoint, error)
 	Tile(ctx context.Context, path string) ([]byte, error)
 	VerifierKeys() ([]string, error)
+	Range(ctx context.Context, from, to time.Time, fn func(*audit.Event) error) error
+	ForPatient(ctx context.Context, patient string, fn func(*audit.Event) error) error
 }
 
 // authorizeLogRead lets only auditors and witnesses read the log's

@@ -131,7 +131,7 @@ func decode(prot Protector, raw []byte) (*Event, error) {
 func entryIndex(raw []byte) (int64, error) {
 	const prefix = `{"v":2,"index":`
 	if len(raw) < len(prefix) || string(raw[:len(prefix)]) != prefix {
-		return 0, errors.New(`entry does not start {"v":2,"index":`)
+		return 0, errors.New("entry does not start with the version 2 prefix and its index")
 	}
 	rest := raw[len(prefix):]
 	end := 0

@@ -70,6 +70,28 @@ type Audit struct {
 	WitnessOutboxes []string `json:"witness_outboxes"`
 	// RetentionYears the log is kept. If unset, 10; at least 5.
 	RetentionYears int `json:"retention_years"`
+	// ExtractShowsStaff: patient log extracts name the staff member (the
+	// care provider's choice); otherwise only care units.
+	ExtractShowsStaff bool `json:"extract_shows_staff"`
+	// Review holds the log follow-up's thresholds (docs/audit-reports.md).
+	Review Review `json:"review"`
+}
+
+// Review is the log follow-up's thresholds. Unset fields take the
+// defaults; a negative count turns its rule off.
+type Review struct {
+	// MaxPatientsPerHour: more distinct patients within 60 minutes by one
+	// user is a finding. If unset, 20.
+	MaxPatientsPerHour int `json:"max_patients_per_hour"`
+	// DenialsPerHour: this many denials within 60 minutes by one user (or
+	// address) is a finding. If unset, 5.
+	DenialsPerHour int `json:"denials_per_hour"`
+	// UsualHours, "HH:MM-HH:MM" Swedish time; accesses outside them (or on
+	// other days than UsualDays) are findings. If unset, "07:00-19:00";
+	// "off" turns the rule off.
+	UsualHours string `json:"usual_hours"`
+	// UsualDays, e.g. ["mon","tue","wed","thu","fri"] (the default).
+	UsualDays []string `json:"usual_days"`
 }
 
 // MinAuditRetentionYears is the shortest audit log retention accepted.
@@ -228,6 +250,9 @@ func (c *Config) Check() error {
 			errs = append(errs, errors.New("audit.witness_outboxes: a URL must be https://"))
 		}
 	}
+	if _, _, err := c.Audit.Review.Hours(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MaxUploadBytes < 0 {
 		errs = append(errs, errors.New("max_upload_bytes must not be negative"))
 	}
@@ -248,4 +273,49 @@ func (c *Config) Check() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday,
+	"wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// Hours parses UsualHours and UsualDays: the start and end as offsets from
+// midnight; both are 0 when usual_hours is "off".
+func (r Review) Hours() (start, end time.Duration, err error) {
+	h := r.UsualHours
+	if h == "" {
+		h = "07:00-19:00"
+	}
+	if h == "off" {
+		return 0, 0, nil
+	}
+	var h1, m1, h2, m2 int
+	if n, err := fmt.Sscanf(h, "%02d:%02d-%02d:%02d", &h1, &m1, &h2, &m2); err != nil || n != 4 ||
+		h1 > 24 || h2 > 24 || m1 > 59 || m2 > 59 {
+		return 0, 0, fmt.Errorf("audit.review.usual_hours %q: want HH:MM-HH:MM", h)
+	}
+	start = time.Duration(h1)*time.Hour + time.Duration(m1)*time.Minute
+	end = time.Duration(h2)*time.Hour + time.Duration(m2)*time.Minute
+	if start >= end || end > 24*time.Hour {
+		return 0, 0, fmt.Errorf("audit.review.usual_hours %q: the start must come before the end", h)
+	}
+	if _, err := r.Days(); err != nil {
+		return 0, 0, err
+	}
+	return start, end, nil
+}
+
+// Days parses UsualDays (default Monday to Friday).
+func (r Review) Days() ([]time.Weekday, error) {
+	if len(r.UsualDays) == 0 {
+		return []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}, nil
+	}
+	var out []time.Weekday
+	for _, d := range r.UsualDays {
+		w, ok := weekdays[strings.ToLower(d)]
+		if !ok {
+			return nil, fmt.Errorf("audit.review.usual_days: %q is not one of mon, tue, wed, thu, fri, sat, sun", d)
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }

@@ -423,6 +423,9 @@ func TestLoadAudit(t *testing.T) {
 		{map[string]any{"retention_years": 4}, "audit.retention_years 4 is below the 5 years"},
 		{map[string]any{"checkpoint_entries": -1}, "audit.checkpoint_interval and audit.checkpoint_entries must be positive"},
 		{map[string]any{"witness_outboxes": []string{"http://witness.example/add"}}, "a URL must be https://"},
+		{map[string]any{"review": map[string]any{"usual_hours": "19:00-07:00"}}, "the start must come before the end"},
+		{map[string]any{"review": map[string]any{"usual_hours": "9-17"}}, "want HH:MM-HH:MM"},
+		{map[string]any{"review": map[string]any{"usual_days": []string{"mon", "funday"}}}, `"funday" is not one of mon`},
 	} {
 		m := minimal()
 		m["audit"] = c.audit

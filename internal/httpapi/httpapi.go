@@ -80,6 +80,10 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/audit/log/checkpoint", s.withCaller(s.logCheckpoint))
 	mux.HandleFunc("GET /v1/audit/log/keys", s.withCaller(s.logKeys))
 	mux.HandleFunc("GET /v1/audit/log/tile/{path...}", s.withCaller(s.logTile))
+	mux.HandleFunc("GET /v1/audit/extract", s.withCaller(s.extract))
+	mux.HandleFunc("GET /v1/audit/review", s.withCaller(s.review))
+	mux.HandleFunc("POST /v1/audit/review/marks", s.withCaller(s.mark))
+	mux.HandleFunc("GET /v1/audit/incident", s.withCaller(s.incident))
 	mux.HandleFunc("/", s.withCaller(func(w http.ResponseWriter, r *http.Request, c archive.Caller) {
 		s.reject(w, r, c, "route", "path", http.StatusNotFound, "no such route")
 	}))
