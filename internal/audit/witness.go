@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"callvault/internal/atomicfile"
 )
 
 // Outbox is a place outside the operator's control that receives every
@@ -40,41 +42,13 @@ func (d DirOutbox) Push(ctx context.Context, c *Checkpoint) error {
 	if err := os.MkdirAll(filepath.Join(d.Dir, "checkpoints"), 0o700); err != nil {
 		return fmt.Errorf("outbox %s: %w", d.Name(), err)
 	}
-	if err := writeAtomic(filepath.Join(d.Dir, "checkpoints", strconv.FormatInt(c.Size, 10)), c.Note); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.Dir, "checkpoints", strconv.FormatInt(c.Size, 10)), c.Note); err != nil {
 		return fmt.Errorf("outbox %s: %w", d.Name(), err)
 	}
-	if err := writeAtomic(filepath.Join(d.Dir, "checkpoint"), c.Note); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.Dir, "checkpoint"), c.Note); err != nil {
 		return fmt.Errorf("outbox %s: %w", d.Name(), err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-checkpoint-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // HTTPOutbox POSTs checkpoints to a URL (HTTPS in production) as

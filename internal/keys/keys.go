@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"callvault/internal/atomicfile"
 )
 
 // ErrLocked is returned when the keyring cannot be unlocked with the
@@ -305,34 +307,8 @@ func Passphrase(p string) (age.Identity, age.Recipient, error) {
 // file in the same directory, fsync and rename, so a crash leaves either
 // the old file or the new one. Used for key material and its public file.
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-key-*")
-	if err != nil {
-		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
+	if err := atomicfile.Write(path, data); err != nil {
+		return fmt.Errorf("keys: %w", err)
 	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("keys: write %s: %w", filepath.Base(path), err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("keys: sync dir: %w", err)
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
