@@ -237,7 +237,7 @@ func (s *devSetup) seed(ctx context.Context, st *stack) error {
 	return nil
 }
 
-func (s *devSetup) printWelcome(w io.Writer, addr string) {
+func (s *devSetup) printWelcome(w io.Writer, addr, opsAddr string) {
 	d := s.cfg.DevDir()
 	curl := func(who string) string {
 		return fmt.Sprintf("curl --cacert %s --cert %s --key %s", filepath.Join(d, "ca.pem"), filepath.Join(d, who+".pem"), filepath.Join(d, who+"-key.pem"))
@@ -257,10 +257,19 @@ Play the first hit (replace ID):
 Upload a call as the capture system (the audio is generated, nothing is downloaded):
   %s tone | %s -F 'metadata=<%s;type=application/json' -F 'audio=@-;type=audio/wav' https://%s/v1/recordings
 
+Who accessed that patient's calls (patient log extract, as the auditor; HTML, Swedish):
+  %s -o extract.html 'https://%s/v1/audit/extract?patient=%s&format=html'
+
+Verify the audit log (its checkpoints also go to %s):
+  %s audit --data %s verify
+
 Status and metrics:  %s status --data %s   ·   curl http://%s/metrics
 `, s.cfg.DataDir, devP12Password, d,
 		curl("nurse"), addr, s.samplePNR,
 		curl("nurse"), addr,
 		exe, curl("capture"), s.sampleMD, addr,
-		exe, s.cfg.DataDir, s.cfg.OpsListen)
+		curl("auditor"), addr, s.samplePNR,
+		filepath.Join(d, "witness"),
+		exe, s.cfg.DataDir,
+		exe, s.cfg.DataDir, opsAddr)
 }

@@ -53,6 +53,7 @@ type server struct {
 	cmd     *exec.Cmd
 	logPath string // the server's stderr (operational logs), outside dataDir
 	waitErr chan error
+	welcome []string // stdout lines before "listening on"
 }
 
 func freeAddr(t *testing.T) string {
@@ -95,10 +96,17 @@ func startProcess(t *testing.T, s *server) {
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		listening := false
 		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening on ") {
-				close(ready)
+			if listening {
+				continue
 			}
+			if strings.HasPrefix(sc.Text(), "listening on ") {
+				listening = true
+				close(ready)
+				continue
+			}
+			s.welcome = append(s.welcome, sc.Text())
 		}
 	}()
 	go func() { s.waitErr <- s.cmd.Wait(); logf.Close() }()

@@ -176,7 +176,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { errc <- ops.Serve(opsLn) }()
 	logger.Info("callvault serving", "api", apiLn.Addr().String(), "ops", opsLn.Addr().String(), "dev", cfg.Dev)
 	if setup != nil {
-		setup.printWelcome(stdout, apiLn.Addr().String())
+		setup.printWelcome(stdout, apiLn.Addr().String(), opsLn.Addr().String())
 	}
 	fmt.Fprintf(stdout, "listening on https://%s (ops http://%s)\n", apiLn.Addr(), opsLn.Addr())
 
