@@ -8,11 +8,12 @@ import (
 	"os"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"callvault/bench/internal/benchstat"
 )
 
 // machine describes where the benchmark ran.
@@ -61,29 +62,10 @@ func utsString(b []int8) string {
 	return s.String()
 }
 
-func sortedDur(d []time.Duration) []time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s
-}
-
 func medianDur(d []time.Duration) time.Duration { return pct(d, 50) }
 
-// median returns the median of xs (the mean of the middle two for an even
-// count).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
+func median(xs []float64) float64 { return benchstat.Median(xs) }
 
-// over returns the median over the repetitions of f.
 func (b *bench) over(f func(repResult) float64) float64 {
 	xs := make([]float64, len(b.reps))
 	for i, r := range b.reps {

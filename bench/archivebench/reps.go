@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"callvault/bench/internal/benchstat"
 )
 
 // repResult is everything one repetition measured.
@@ -182,12 +183,4 @@ func loadavg() string {
 	return a + " " + c + " " + d
 }
 
-// pct returns the p-th percentile of d by nearest rank (d is not modified).
-func pct(d []time.Duration, p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := sortedDur(d)
-	k := int(math.Ceil(float64(len(s))*p/100)) - 1
-	return s[max(0, min(k, len(s)-1))]
-}
+func pct(d []time.Duration, p float64) time.Duration { return benchstat.Percentile(d, p) }

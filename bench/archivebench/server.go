@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"callvault/internal/httpapi"
+
+	"callvault/bench/internal/benchstat"
 )
 
 // process is a server child process: callvault serve --dev or the
@@ -313,29 +315,9 @@ func scrapeAudit(opsAddr string) (auditStats, error) {
 	return s, sc.Err()
 }
 
-// cpuTimes is the machine's total and idle CPU time from /proc/stat.
-type cpuTimes struct{ total, idle int64 }
+type cpuTimes = benchstat.CPUTimes
 
-func readCPUTimes() cpuTimes {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return cpuTimes{}
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var t cpuTimes
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		if i == 7 || i == 8 { // guest and guest_nice are already in user and nice
-			continue
-		}
-		t.total += n
-		if i == 3 || i == 4 { // idle, iowait
-			t.idle += n
-		}
-	}
-	return t
-}
+func readCPUTimes() cpuTimes { return benchstat.ReadCPUTimes() }
 
 // cpuMeter measures, over one step, how busy the machine's CPUs were and
 // how much of that was work outside the benchmark's own processes (this
@@ -362,11 +344,11 @@ func startMeter(pids []int) cpuMeter {
 
 func (m cpuMeter) stop() cpuLoad {
 	t1, ours := readCPUTimes(), oursCPU(m.pids)
-	total := t1.total - m.machine.total
+	total := t1.Total - m.machine.Total
 	if total <= 0 {
 		return cpuLoad{}
 	}
-	busyTicks := float64(total - (t1.idle - m.machine.idle))
+	busyTicks := float64(total - (t1.Idle - m.machine.Idle))
 	const tick = 10 * time.Millisecond // USER_HZ = 100
 	oursTicks := float64(ours-m.ours) / float64(tick)
 	return cpuLoad{busy: busyTicks / float64(total), other: max(0, busyTicks-oursTicks) / float64(total)}

@@ -2,40 +2,19 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"callvault/bench/internal/benchstat"
 )
 
-// pct returns the p-th percentile of d by nearest rank (d is not modified).
-func pct(d []time.Duration, p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	k := int(math.Ceil(float64(len(s))*p/100)) - 1
-	return s[max(0, min(k, len(s)-1))]
-}
+func pct(d []time.Duration, p float64) time.Duration { return benchstat.Percentile(d, p) }
 
-// median returns the median of xs (the mean of the middle two for an even
-// count).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
+func median(xs []float64) float64 { return benchstat.Median(xs) }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -85,30 +64,9 @@ func dbSize(path string) int64 {
 	return n
 }
 
-// cpuTimes is the machine's total and idle CPU time from /proc/stat, in
-// ticks.
-type cpuTimes struct{ total, idle int64 }
+type cpuTimes = benchstat.CPUTimes
 
-func readCPUTimes() cpuTimes {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return cpuTimes{}
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var t cpuTimes
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		if i == 7 || i == 8 { // guest and guest_nice are already in user and nice
-			continue
-		}
-		t.total += n
-		if i == 3 || i == 4 { // idle, iowait
-			t.idle += n
-		}
-	}
-	return t
-}
+func readCPUTimes() cpuTimes { return benchstat.ReadCPUTimes() }
 
 // cpuMeter measures, over one step, how busy the machine's CPUs were and
 // how much of that was outside this process (kernel threads such as disk
@@ -128,11 +86,11 @@ func startMeter() cpuMeter { return cpuMeter{machine: readCPUTimes(), ours: self
 
 func (m cpuMeter) stop() cpuLoad {
 	t1, ours := readCPUTimes(), selfCPU()
-	total := t1.total - m.machine.total
+	total := t1.Total - m.machine.Total
 	if total <= 0 {
 		return cpuLoad{}
 	}
-	busyTicks := float64(total - (t1.idle - m.machine.idle))
+	busyTicks := float64(total - (t1.Idle - m.machine.Idle))
 	const tick = 10 * time.Millisecond // USER_HZ = 100
 	oursTicks := float64(ours-m.ours) / float64(tick)
 	return cpuLoad{busy: busyTicks / float64(total), other: max(0, busyTicks-oursTicks) / float64(total)}
