@@ -46,6 +46,8 @@ var devIdentities = []devIdentity{
 	{"auditor", "Log reviewer (dev)", "SE9999990001-AUD1", devProvider, devUnitA, access.RoleAuditor},
 	{"admin", "Administrator (dev)", "SE9999990001-ADM1", devProvider, devUnitA, access.RoleAdmin},
 	{"witness", "Log witness (dev)", "SE9999990001-WIT1", devProvider, devUnitA, access.RoleWitness},
+	{"records", "Records officer (dev)", "SE9999990001-REC1", devProvider, devUnitA, access.RoleRecords},
+	{"records-2", "Records officer, second (dev)", "SE9999990001-REC2", devProvider, devUnitA, access.RoleRecords},
 }
 
 var devUnits = []access.Unit{
@@ -84,6 +86,14 @@ func prepareDev(ctx context.Context, cfg *config.Config) (*devSetup, error) {
 		}
 	} else if err != nil {
 		return nil, err
+	} else {
+		ca, err := loadDevCA(devDir)
+		if err != nil {
+			return nil, fmt.Errorf("dev CA: %w", err)
+		}
+		if err := issueDevClients(devDir, ca, time.Now()); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := os.Stat(cfg.Keyring); errors.Is(err, os.ErrNotExist) {
 		if err := writeDevKeys(cfg); err != nil {
@@ -121,7 +131,21 @@ func writeDevPKI(devDir string) error {
 	if err := write("server-key.pem", keyPEM); err != nil {
 		return err
 	}
+	if err := issueDevClients(devDir, ca, now); err != nil {
+		return err
+	}
+	// ca.pem last: its presence marks a complete dev PKI.
+	return write("ca.pem", ca.CertPEM())
+}
+
+// issueDevClients issues the certificate (PEM and .p12) of every dev
+// identity that has none in devDir yet: all of them on the first run, and
+// on later runs those added to the dev setup since the directory was made.
+func issueDevClients(devDir string, ca *devpki.CA, now time.Time) error {
 	for _, id := range devIdentities {
+		if _, err := os.Stat(filepath.Join(devDir, id.file+".p12")); err == nil {
+			continue
+		}
 		certPEM, keyPEM, err := ca.IssueClient(id.name, id.hsaID, now.Add(-time.Hour), now.AddDate(2, 0, 0))
 		if err != nil {
 			return err
@@ -130,14 +154,30 @@ func writeDevPKI(devDir string) error {
 		if err != nil {
 			return err
 		}
-		for name, data := range map[string][]byte{id.file + ".pem": certPEM, id.file + "-key.pem": keyPEM, id.file + ".p12": p12} {
-			if err := write(name, data); err != nil {
+		// The .p12 last: its presence marks the identity complete.
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{id.file + ".pem", certPEM}, {id.file + "-key.pem", keyPEM}, {id.file + ".p12", p12}} {
+			if err := keys.WriteFileAtomic(filepath.Join(devDir, f.name), f.data); err != nil {
 				return err
 			}
 		}
 	}
-	// ca.pem last: its presence marks a complete dev PKI.
-	return write("ca.pem", ca.CertPEM())
+	return nil
+}
+
+// loadDevCA reads the dev CA of an existing dev directory.
+func loadDevCA(devDir string) (*devpki.CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(devDir, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(devDir, "ca-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	return devpki.LoadCA(certPEM, keyPEM)
 }
 
 func writeDevKeys(cfg *config.Config) error {

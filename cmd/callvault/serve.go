@@ -36,6 +36,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	repair := fs.Duration("repair-interval", 0, "time between replication repair passes (default 30s)")
 	cpInterval := fs.Duration("checkpoint-interval", 0, "cut an audit checkpoint at least this often (default 60s)")
 	cpEntries := fs.Int64("checkpoint-entries", 0, "cut an audit checkpoint after this many entries (default 1000)")
+	disposal := fs.String("disposal", "", `after retention ends: "keep" or "dispose" (overrides the config)`)
 	var outboxes stringList
 	fs.Var(&outboxes, "witness-outbox", "directory or https:// URL that receives every audit checkpoint (repeatable; adds to the config's)")
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +73,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Audit.CheckpointEntries = *cpEntries
 	}
 	cfg.Audit.WitnessOutboxes = append(cfg.Audit.WitnessOutboxes, outboxes...)
+	if *disposal != "" {
+		cfg.Retention.Disposal = *disposal
+	}
 	if err := cfg.Check(); err != nil {
 		return err
 	}
@@ -164,6 +168,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	repairCtx, stopRepair := context.WithCancel(ctx)
 	defer stopRepair()
 	go st.arc.RunRepair(repairCtx, time.Duration(cfg.RepairInterval))
+	if cfg.Retention.Disposal == "dispose" {
+		go st.arc.RunDisposal(repairCtx, time.Duration(cfg.Retention.DisposalInterval))
+	}
 	checkpointSize := prometheus.NewGauge(prometheus.GaugeOpts{Name: "callvault_audit_checkpoint_size",
 		Help: "Tree size of the latest signed audit checkpoint."})
 	st.reg.MustRegister(checkpointSize)

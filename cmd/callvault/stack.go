@@ -195,10 +195,16 @@ func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ 
 	}
 	st.arc, err = archive.New(archive.Config{
 		Catalog: st.cat, Sites: st.sites, Keys: st.keys, Directory: st.dir, Audit: st.audit, AuditLog: st.audit, Reports: reportsOf(cfg),
-		Logger: logger, Metrics: archive.NewMetrics(st.reg),
+		Retention: archive.Retention{Years: cfg.Retention.Years, Dispose: cfg.Retention.Disposal == "dispose"},
+		Logger:    logger, Metrics: archive.NewMetrics(st.reg),
 	})
 	if err != nil {
 		return nil, err
+	}
+	if n, err := st.cat.BackfillRetention(ctx, cfg.Retention.Years); err != nil {
+		return nil, err
+	} else if n > 0 {
+		logger.Info("retention recorded for recordings catalogued before it existed", "recordings", n)
 	}
 	return st, nil
 }

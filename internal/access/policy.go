@@ -11,6 +11,8 @@ const (
 	ActionSearch       Action = "search"
 	ActionReadMetadata Action = "read-metadata"
 	ActionPlay         Action = "play"
+	// ActionLifecycle covers legal holds and deletion decisions.
+	ActionLifecycle Action = "lifecycle"
 )
 
 // Purpose is the stated purpose of use of patient data (DOMAIN.md).
@@ -88,6 +90,7 @@ const (
 	ReasonEmergency       = "emergency-access"
 	ReasonCaptureProvider = "capture-own-care-provider"
 	ReasonSearch          = "search-own-care-provider"
+	ReasonRecordsOfficer  = "records-officer-own-care-provider"
 )
 
 // Decide applies the policy:
@@ -102,11 +105,22 @@ const (
 //     with a written reason, which is allowed and flagged;
 //   - a patient block against the clinician's unit denies unless emergency
 //     access;
-//   - admins and auditors never get recordings or their metadata.
+//   - admins and auditors never get recordings or their metadata;
+//   - only records officers set legal holds and register or approve
+//     deletions, for their own care provider's recordings (another
+//     provider's are concealed); they never read recordings.
 func Decide(req Request) Decision {
 	p := req.Principal
 	deny := func(reason string) Decision { return Decision{Reason: reason} }
 	switch req.Action {
+	case ActionLifecycle:
+		switch {
+		case !p.Has(RoleRecords):
+			return deny(ReasonRole)
+		case req.Facts.CareProvider != p.CareProvider:
+			return Decision{Reason: ReasonTenant, Conceal: true}
+		}
+		return Decision{Allowed: true, Reason: ReasonRecordsOfficer}
 	case ActionIngest:
 		switch {
 		case !p.Has(RoleCapture):

@@ -11,6 +11,7 @@ func TestDecide(t *testing.T) {
 	capture := &Principal{HSAID: "SE9999990001-CAP1", CareProvider: prov, CareUnit: unitA, Roles: []Role{RoleCapture}}
 	admin := &Principal{HSAID: "SE9999990001-ADM1", CareProvider: prov, CareUnit: unitA, Roles: []Role{RoleAdmin}}
 	auditor := &Principal{HSAID: "SE9999990001-AUD1", CareProvider: prov, CareUnit: unitA, Roles: []Role{RoleAuditor}}
+	records := &Principal{HSAID: "SE9999990001-REC1", CareProvider: prov, CareUnit: unitA, Roles: []Role{RoleRecords}}
 	recA := Facts{CareProvider: prov, CareUnit: unitA, Staff: []string{nurseA.HSAID}}
 	recAWithB := Facts{CareProvider: prov, CareUnit: unitA, Staff: []string{nurseA.HSAID, nurseB.HSAID}}
 	blocked := recA
@@ -48,6 +49,14 @@ func TestDecide(t *testing.T) {
 			Decision{Allowed: true, Reason: ReasonEmergency, Emergency: true}},
 		{"nurse search", Request{Action: ActionSearch, Principal: nurseA, Purpose: PurposeCare}, Decision{Allowed: true, Reason: ReasonSearch}},
 		{"unknown action", Request{Action: "delete", Principal: nurseA, Purpose: PurposeCare, Facts: recA}, Decision{Reason: ReasonRole}},
+		{"records officer, own provider", Request{Action: ActionLifecycle, Principal: records, Facts: recA}, Decision{Allowed: true, Reason: ReasonRecordsOfficer}},
+		{"records officer, other provider, concealed", Request{Action: ActionLifecycle, Principal: records, Facts: Facts{CareProvider: other, CareUnit: "SE9999990002-VE0C"}},
+			Decision{Reason: ReasonTenant, Conceal: true}},
+		{"nurse cannot set holds or delete", Request{Action: ActionLifecycle, Principal: nurseA, Purpose: PurposeCare, Facts: recA}, Decision{Reason: ReasonRole}},
+		{"admin cannot delete", Request{Action: ActionLifecycle, Principal: admin, Facts: recA}, Decision{Reason: ReasonRole}},
+		{"auditor cannot delete", Request{Action: ActionLifecycle, Principal: auditor, Facts: recA}, Decision{Reason: ReasonRole}},
+		{"records officer cannot play", Request{Action: ActionPlay, Principal: records, Purpose: PurposeCare, Facts: recA}, Decision{Reason: ReasonRole}},
+		{"records officer cannot search", Request{Action: ActionSearch, Principal: records, Purpose: PurposeCare}, Decision{Reason: ReasonRole}},
 	}
 	for _, tc := range tests {
 		if got := Decide(tc.req); got != tc.want {

@@ -24,10 +24,11 @@ const (
 	RoleAuditor   Role = "auditor"   // reads the audit log; never plays audio
 	RoleAdmin     Role = "admin"     // users, units, keys, sites; never patient data
 	RoleWitness   Role = "witness"   // reads the log's checkpoints and tiles (no decrypted content); never audio
+	RoleRecords   Role = "records"   // records officer: legal holds, IVO deletion decisions; never audio or patient data
 )
 
 // AllRoles lists the roles in a fixed order.
-var AllRoles = []Role{RoleCapture, RoleClinician, RoleAuditor, RoleAdmin, RoleWitness}
+var AllRoles = []Role{RoleCapture, RoleClinician, RoleAuditor, RoleAdmin, RoleWitness, RoleRecords}
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {

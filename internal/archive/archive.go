@@ -68,6 +68,23 @@ type Catalog interface {
 	PendingCount(ctx context.Context) (int, error)
 	ResolvePending(ctx context.Context, recordingID, site string) error
 	NotePendingFailure(ctx context.Context, recordingID, site, reason string) error
+
+	SetHold(ctx context.Context, id, reference, by string, at time.Time) (*catalog.Hold, error)
+	ReleaseHold(ctx context.Context, id string, holdID int64, by string, at time.Time) (*catalog.Hold, error)
+	Holds(ctx context.Context, id string) ([]*catalog.Hold, error)
+	CheckDeletable(ctx context.Context, careProvider string, ids []string) error
+	RegisterDeletion(ctx context.Context, d *catalog.Decision) error
+	Decision(ctx context.Context, id int64) (*catalog.Decision, error)
+	ApproveDeletion(ctx context.Context, id int64, approver string, at time.Time) (*catalog.Decision, error)
+	Approved(ctx context.Context) ([]*catalog.Decision, error)
+	Shred(ctx context.Context, d *catalog.Decision, id string, sites []string, at time.Time) error
+	FinishDecision(ctx context.Context, id int64) (bool, error)
+	Checkpoint(ctx context.Context) error
+	Tombstone(ctx context.Context, id string) (*catalog.Tombstone, error)
+	PendingDeletions(ctx context.Context) ([]catalog.Pending, error)
+	ResolveDeletion(ctx context.Context, id, site string) error
+	NoteDeletionFailure(ctx context.Context, id, site, reason string) error
+	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]catalog.Expired, error)
 }
 
 // Directory is what the archive needs of the directory.
@@ -104,6 +121,8 @@ type Config struct {
 	AuditLog AuditLog
 	// Reports configures the audit reports.
 	Reports Reports
+	// Retention configures how long recordings are kept (docs/lifecycle.md).
+	Retention Retention
 	// Logger receives operational lines (recording IDs only). If unset, logs are discarded.
 	Logger *slog.Logger
 	// Metrics, if set, is updated on every request.
@@ -114,16 +133,17 @@ type Config struct {
 
 // Service is the archive core. It is safe for concurrent use.
 type Service struct {
-	cat      Catalog
-	sites    *site.Replicator
-	keys     Keyring
-	dir      Directory
-	audit    audit.Appender
-	auditLog AuditLog
-	reports  Reports
-	log      *slog.Logger
-	metrics  *Metrics
-	now      func() time.Time
+	cat       Catalog
+	sites     *site.Replicator
+	keys      Keyring
+	dir       Directory
+	audit     audit.Appender
+	auditLog  AuditLog
+	reports   Reports
+	retention Retention
+	log       *slog.Logger
+	metrics   *Metrics
+	now       func() time.Time
 }
 
 // New returns a Service for cfg.
@@ -131,8 +151,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Catalog == nil || cfg.Sites == nil || cfg.Keys == nil || cfg.Directory == nil || cfg.Audit == nil {
 		return nil, errors.New("archive: config needs catalog, sites, keys, directory and audit")
 	}
+	if cfg.Retention.Years == 0 {
+		cfg.Retention.Years = MinRetentionYears
+	}
+	if cfg.Retention.Years < MinRetentionYears {
+		return nil, fmt.Errorf("archive: retention of %d years is below the %d years medical records are kept", cfg.Retention.Years, MinRetentionYears)
+	}
 	s := &Service{cat: cfg.Catalog, sites: cfg.Sites, keys: cfg.Keys, dir: cfg.Directory, audit: cfg.Audit, auditLog: cfg.AuditLog, reports: cfg.Reports,
-		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now}
+		retention: cfg.Retention, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -170,6 +170,7 @@ func (s *Service) store(ctx context.Context, id string, v *recording.Valid, src 
 		PrivacyNotice: v.PrivacyNotice, Format: info.Container, ContentType: info.ContentType(),
 		AudioBytes: n, BlobBytes: blob.n, BlobSHA256: blob.h.Sum(nil),
 		KeyEpoch: epoch.ID, WrappedKey: wrapped, CreatedAt: s.now().UTC(),
+		RetentionUntil: v.EndedAt.UTC().AddDate(s.retention.Years, 0, 0),
 	}
 	if v.Patient != "" {
 		rec.PatientIndex = s.keys.BlindIndex(indexPatient, v.Patient)

@@ -17,6 +17,7 @@ type Metrics struct {
 	auditFail   prometheus.Counter
 	pending     prometheus.Gauge
 	repairs     *prometheus.CounterVec
+	deletions   prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -45,7 +46,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "callvault_replication_repairs_total", Help: "Repair attempts of missing blob copies, by result.",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs)
+	m.deletions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callvault_recordings_deleted_total", Help: "Recordings deleted (key destroyed, tombstone written) by an IVO decision or disposal.",
+	})
+	reg.MustRegister(m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs, m.deletions)
 	return m
 }
 
@@ -95,5 +99,11 @@ func (m *Metrics) repaired(ok bool) {
 		m.repairs.WithLabelValues("ok").Inc()
 	} else {
 		m.repairs.WithLabelValues("failed").Inc()
+	}
+}
+
+func (m *Metrics) deleted() {
+	if m != nil {
+		m.deletions.Inc()
 	}
 }

@@ -136,8 +136,7 @@ func (s *Service) authorizeRecording(ctx context.Context, c Caller, a Access, ac
 	}
 	rec, err := s.cat.Get(ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
-		ev.Reason = "not-found"
-		return nil, nil, s.deny(ctx, c, ev, ErrNotFound)
+		return nil, nil, s.gone(ctx, c, ev, id)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)

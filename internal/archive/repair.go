@@ -10,6 +10,14 @@ import (
 // that lacks it, verifying the stored SHA-256, and clears the queue entry on
 // success. It returns how many copies were repaired and how many remain.
 func (s *Service) RepairPending(ctx context.Context) (repaired, remaining int, err error) {
+	if err := s.resumeDeletions(ctx); err != nil {
+		return 0, 0, err
+	}
+	if s.removeBlobs(ctx) == 0 {
+		if err := s.cat.Checkpoint(ctx); err != nil {
+			s.log.WarnContext(ctx, "catalog checkpoint deferred", "err", err)
+		}
+	}
 	pend, err := s.cat.Pending(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", ErrStorage, err)

@@ -65,6 +65,10 @@ type Recording struct {
 	KeyEpoch           int    // archive key epoch WrappedKey is wrapped to
 	WrappedKey         []byte // the file key, wrapped; required
 	CreatedAt          time.Time
+	// RetentionUntil: the recording is kept at least until then
+	// (docs/lifecycle.md). Zero only for rows catalogued before retention
+	// was recorded, until BackfillRetention sets it.
+	RetentionUntil time.Time
 }
 
 // Pending is a blob copy a site is missing, queued for the repair loop.
@@ -123,6 +127,7 @@ var migrations = []string{
 		last_error TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (recording_id, site)
 	);`,
+	lifecycleSchema,
 }
 
 // DB is the catalog. It is safe for concurrent use.
@@ -181,11 +186,14 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 	if !recording.ValidID(rec.ID) {
 		return errors.New("catalog: insert: malformed recording ID")
 	}
-	var times [3]int64
+	var times [4]int64
 	for i, f := range []struct {
 		name string
 		t    time.Time
-	}{{"started_at", rec.StartedAt}, {"ended_at", rec.EndedAt}, {"created_at", rec.CreatedAt}} {
+	}{{"started_at", rec.StartedAt}, {"ended_at", rec.EndedAt}, {"created_at", rec.CreatedAt}, {"retention_until", rec.RetentionUntil}} {
+		if f.name == "retention_until" && f.t.IsZero() {
+			continue
+		}
 		n, ok := nanos(f.t)
 		if !ok {
 			return fmt.Errorf("catalog: insert %s: %s out of range", rec.ID, f.name)
@@ -203,12 +211,12 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 	// ErrExists, without depending on the driver's error types.
 	res, err := tx.ExecContext(ctx, `INSERT INTO recordings (id, call_id, care_provider, care_unit, started_at, ended_at,
 		direction, privacy_notice, patient_index, patient_sealed, caller_index, caller_sealed, format, content_type,
-		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at, retention_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, times[0], times[1],
 		rec.Direction, rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed,
-		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, times[2])
+		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, times[2], times[3])
 	if err != nil {
 		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
 	}
@@ -243,7 +251,7 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 const selectRecordings = `SELECT r.id, r.call_id, r.care_provider, r.care_unit, r.started_at, r.ended_at,
 	r.direction, r.privacy_notice, r.patient_index, r.patient_sealed, r.caller_index, r.caller_sealed,
 	r.format, r.content_type, r.audio_bytes, r.blob_bytes, r.blob_sha256, r.key_epoch, r.wrapped_key,
-	r.created_at, s.staff
+	r.created_at, r.retention_until, s.staff
 	FROM recordings r LEFT JOIN recording_staff s ON s.recording_id = r.id`
 
 // blob scans a BLOB column keeping NULL (nil) apart from a zero-length BLOB
@@ -271,12 +279,12 @@ func (db *DB) query(ctx context.Context, tail string, args ...any) ([]*Recording
 	var out []*Recording
 	for rows.Next() {
 		var r Recording
-		var started, ended, created int64
+		var started, ended, created, retention int64
 		var staff sql.NullString
 		if err := rows.Scan(&r.ID, &r.CallID, &r.CareProvider, &r.CareUnit, &started, &ended,
 			&r.Direction, &r.PrivacyNotice, blob{&r.PatientIndex}, blob{&r.PatientSealed}, blob{&r.CallerIndex}, blob{&r.CallerSealed},
 			&r.Format, &r.ContentType, &r.AudioBytes, &r.BlobBytes, blob{&r.BlobSHA256}, &r.KeyEpoch, blob{&r.WrappedKey},
-			&created, &staff); err != nil {
+			&created, &retention, &staff); err != nil {
 			return nil, err
 		}
 		if n := len(out); n > 0 && out[n-1].ID == r.ID {
@@ -284,6 +292,9 @@ func (db *DB) query(ctx context.Context, tail string, args ...any) ([]*Recording
 			continue
 		}
 		r.StartedAt, r.EndedAt, r.CreatedAt = fromNanos(started), fromNanos(ended), fromNanos(created)
+		if retention != 0 {
+			r.RetentionUntil = fromNanos(retention)
+		}
 		if staff.Valid {
 			r.Staff = []string{staff.String}
 		}

@@ -53,6 +53,8 @@ type Config struct {
 	RepairInterval Duration `json:"repair_interval"`
 	// Audit configures the audit log's checkpoints and retention.
 	Audit Audit `json:"audit"`
+	// Retention configures how long recordings are kept (docs/lifecycle.md).
+	Retention Retention `json:"retention"`
 	// Dev marks the throw-away development setup (dev PKI in DataDir/dev).
 	Dev bool `json:"-"`
 }
@@ -93,6 +95,21 @@ type Review struct {
 	// UsualDays, e.g. ["mon","tue","wed","thu","fri"] (the default).
 	UsualDays []string `json:"usual_days"`
 }
+
+// Retention is how long recordings are kept and what happens after.
+type Retention struct {
+	// Years after the call's end. If unset, 10; fewer is refused.
+	Years int `json:"years"`
+	// Disposal after retention ends: "keep" (the default) or "dispose".
+	Disposal string `json:"disposal"`
+	// DisposalInterval between disposal passes when Disposal is "dispose".
+	// If unset, 1h.
+	DisposalInterval Duration `json:"disposal_interval"`
+}
+
+// MinRetentionYears is the shortest retention of a recording accepted
+// (patientdatalagen 3 kap. 17 §).
+const MinRetentionYears = 10
 
 // MinAuditRetentionYears is the shortest audit log retention accepted.
 const MinAuditRetentionYears = 5
@@ -219,6 +236,15 @@ func (c *Config) defaults() {
 	if c.Audit.RetentionYears == 0 {
 		c.Audit.RetentionYears = 10
 	}
+	if c.Retention.Years == 0 {
+		c.Retention.Years = MinRetentionYears
+	}
+	if c.Retention.Disposal == "" {
+		c.Retention.Disposal = "keep"
+	}
+	if c.Retention.DisposalInterval == 0 {
+		c.Retention.DisposalInterval = Duration(time.Hour)
+	}
 }
 
 // Check reports the first thing missing or wrong for a production start.
@@ -244,6 +270,15 @@ func (c *Config) Check() error {
 	}
 	if c.Audit.RetentionYears < MinAuditRetentionYears {
 		errs = append(errs, fmt.Errorf("audit.retention_years %d is below the %d years the log must be kept", c.Audit.RetentionYears, MinAuditRetentionYears))
+	}
+	if c.Retention.Years < MinRetentionYears {
+		errs = append(errs, fmt.Errorf("retention.years %d is below the %d years medical records must be kept", c.Retention.Years, MinRetentionYears))
+	}
+	if c.Retention.Disposal != "keep" && c.Retention.Disposal != "dispose" {
+		errs = append(errs, errors.New(`retention.disposal must be "keep" or "dispose"`))
+	}
+	if c.Retention.DisposalInterval < 0 {
+		errs = append(errs, errors.New("retention.disposal_interval must be positive"))
 	}
 	for _, o := range c.Audit.WitnessOutboxes {
 		if strings.Contains(o, "://") && !strings.HasPrefix(o, "https://") {

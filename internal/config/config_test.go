@@ -115,6 +115,7 @@ func TestDev(t *testing.T) {
 		AllowedJurisdictions: []string{"SE"},
 		RepairInterval:       Duration(30 * time.Second),
 		Audit:                devAudit(data),
+		Retention:            defaultRetention,
 		Dev:                  true,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -162,6 +163,7 @@ func TestLoadComplete(t *testing.T) {
 		MaxUploadBytes:       1 << 30,
 		RepairInterval:       Duration(45 * time.Second),
 		Audit:                defaultAudit(),
+		Retention:            defaultRetention,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
@@ -195,6 +197,7 @@ func TestLoadMinimalDefaults(t *testing.T) {
 		AllowedJurisdictions: []string{"SE"},
 		RepairInterval:       Duration(30 * time.Second),
 		Audit:                defaultAudit(),
+		Retention:            defaultRetention,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
@@ -435,3 +438,41 @@ func TestLoadAudit(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRetention(t *testing.T) {
+	path, _ := writeConfig(t, t.TempDir(), minimal())
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Retention{Years: 10, Disposal: "keep", DisposalInterval: Duration(time.Hour)}); cfg.Retention != want {
+		t.Fatalf("default Retention = %+v, want %+v", cfg.Retention, want)
+	}
+	m := minimal()
+	m["retention"] = map[string]any{"years": 12, "disposal": "dispose", "disposal_interval": "10m"}
+	path, _ = writeConfig(t, t.TempDir(), m)
+	if cfg, err = Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if want := (Retention{Years: 12, Disposal: "dispose", DisposalInterval: Duration(10 * time.Minute)}); cfg.Retention != want {
+		t.Fatalf("Retention = %+v, want %+v", cfg.Retention, want)
+	}
+	for _, c := range []struct {
+		retention map[string]any
+		want      string
+	}{
+		{map[string]any{"years": 9}, "retention.years 9 is below the 10 years medical records must be kept"},
+		{map[string]any{"years": -1}, "retention.years -1 is below the 10 years"},
+		{map[string]any{"disposal": "delete"}, `retention.disposal must be "keep" or "dispose"`},
+		{map[string]any{"disposal_interval": "-1h"}, "retention.disposal_interval must be positive"},
+	} {
+		m := minimal()
+		m["retention"] = c.retention
+		path, _ := writeConfig(t, t.TempDir(), m)
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("retention %v: %v, want %q", c.retention, err, c.want)
+		}
+	}
+}
+
+var defaultRetention = Retention{Years: 10, Disposal: "keep", DisposalInterval: Duration(time.Hour)}

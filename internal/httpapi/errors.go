@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"callvault/internal/archive"
 	"callvault/internal/audio"
@@ -15,7 +16,14 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var inv *archive.InvalidError
 	var denied *archive.DeniedError
 	var tooBig *http.MaxBytesError
+	var gone *archive.GoneError
+	var conflict *archive.ConflictError
 	switch {
+	case errors.As(err, &gone):
+		writeJSON(w, http.StatusGone, map[string]any{"error": "recording deleted", "decision": gone.DecisionID, "kind": gone.Kind,
+			"deleted_at": gone.DeletedAt.Format(time.RFC3339)})
+	case errors.As(err, &conflict):
+		writeJSONError(w, http.StatusConflict, conflict.Msg, "")
 	case errors.As(err, &tooBig):
 		writeJSONError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit", "")
 	case errors.As(err, &inv):

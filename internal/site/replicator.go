@@ -377,6 +377,22 @@ func (r *Replicator) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// DeleteAt removes blob name from the site named siteName. A site that
+// does not hold it is not an error.
+func (r *Replicator) DeleteAt(ctx context.Context, siteName, name string) error {
+	if err := ValidName(name); err != nil {
+		return fmt.Errorf("site: delete: %w", err)
+	}
+	s := r.site(siteName)
+	if s == nil {
+		return fmt.Errorf("site: delete %s: no site %q", name, siteName)
+	}
+	if err := s.Delete(ctx, name); err != nil && !errors.Is(err, ErrNotExist) {
+		return fmt.Errorf("site: delete %s at %s: %w", name, siteName, err)
+	}
+	return nil
+}
+
 // warn logs a failure the Replicator worked around.
 func (r *Replicator) warn(msg, site, name string, err error) {
 	r.logger.Warn(msg, "site", site, "recording", name, "err", err)

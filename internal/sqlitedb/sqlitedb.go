@@ -17,7 +17,8 @@ import (
 )
 
 // Open opens (creating if needed) the SQLite database at path with WAL
-// journaling, synchronous=FULL, foreign keys on, a busy timeout, and
+// journaling, synchronous=FULL, foreign keys on, secure_delete (freed
+// pages are zeroed), a busy timeout, and
 // transactions that take the write lock at BEGIN (so two writers never
 // deadlock upgrading a read lock).
 func Open(ctx context.Context, path string) (*sql.DB, error) {
@@ -27,6 +28,9 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		"synchronous(FULL)",
 		"foreign_keys(1)",
 		"busy_timeout(10000)",
+		// Deleted rows are overwritten, not just unlinked: crypto-shredding
+		// a recording deletes its wrapped key (docs/lifecycle.md).
+		"secure_delete(1)",
 	} {
 		q.Add("_pragma", p)
 	}
