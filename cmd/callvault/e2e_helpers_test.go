@@ -70,8 +70,11 @@ func freeAddr(t *testing.T) string {
 // waits until it listens.
 func startServer(t *testing.T, dataDir, logPath string, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, addr: freeAddr(t), opsAddr: freeAddr(t), logPath: logPath, waitErr: make(chan error, 1)}
-	args := append([]string{"serve", "--dev", "--data", dataDir, "--listen", s.addr, "--ops-listen", s.opsAddr}, extra...)
+	s := &server{t: t, dataDir: dataDir, logPath: logPath, waitErr: make(chan error, 1)}
+	// Port 0: the kernel picks free ports at bind time (a port picked
+	// beforehand can be taken by a parallel test); startProcess reads the
+	// real addresses from the "listening on" line.
+	args := append([]string{"serve", "--dev", "--data", dataDir, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"}, extra...)
 	s.cmd = exec.Command(binPath, args...)
 	startProcess(t, s)
 	return s
@@ -102,6 +105,10 @@ func startProcess(t *testing.T, s *server) {
 				continue
 			}
 			if strings.HasPrefix(sc.Text(), "listening on ") {
+				var api, ops string
+				if _, err := fmt.Sscanf(sc.Text(), "listening on https://%s (ops http://%s", &api, &ops); err == nil {
+					s.addr, s.opsAddr = api, strings.TrimSuffix(ops, ")")
+				}
 				listening = true
 				close(ready)
 				continue

@@ -36,6 +36,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	repair := fs.Duration("repair-interval", 0, "time between replication repair passes (default 30s)")
 	cpInterval := fs.Duration("checkpoint-interval", 0, "cut an audit checkpoint at least this often (default 60s)")
 	cpEntries := fs.Int64("checkpoint-entries", 0, "cut an audit checkpoint after this many entries (default 1000)")
+	scrubEvery := fs.Duration("scrub-interval", 0, "time between scrub passes (default 24h)")
 	disposal := fs.String("disposal", "", `after retention ends: "keep" or "dispose" (overrides the config)`)
 	var outboxes stringList
 	fs.Var(&outboxes, "witness-outbox", "directory or https:// URL that receives every audit checkpoint (repeatable; adds to the config's)")
@@ -73,6 +74,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Audit.CheckpointEntries = *cpEntries
 	}
 	cfg.Audit.WitnessOutboxes = append(cfg.Audit.WitnessOutboxes, outboxes...)
+	if *scrubEvery > 0 {
+		cfg.ScrubInterval = config.Duration(*scrubEvery)
+	}
 	if *disposal != "" {
 		cfg.Retention.Disposal = *disposal
 	}
@@ -168,6 +172,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	repairCtx, stopRepair := context.WithCancel(ctx)
 	defer stopRepair()
 	go st.arc.RunRepair(repairCtx, time.Duration(cfg.RepairInterval))
+	go st.arc.RunScrub(repairCtx, time.Duration(cfg.ScrubInterval), time.Duration(cfg.OrphanGrace))
 	if cfg.Retention.Disposal == "dispose" {
 		go st.arc.RunDisposal(repairCtx, time.Duration(cfg.Retention.DisposalInterval))
 	}

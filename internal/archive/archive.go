@@ -85,6 +85,13 @@ type Catalog interface {
 	ResolveDeletion(ctx context.Context, id, site string) error
 	NoteDeletionFailure(ctx context.Context, id, site, reason string) error
 	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]catalog.Expired, error)
+
+	Blobs(ctx context.Context, after string, limit int) ([]catalog.BlobRef, error)
+	Known(ctx context.Context, id string) (live, deleted bool, err error)
+	MarkLost(ctx context.Context, id, detail string, at time.Time) error
+	ClearLost(ctx context.Context, id string) error
+	Lost(ctx context.Context, id string) (bool, error)
+	LostCount(ctx context.Context) (int, error)
 }
 
 // Directory is what the archive needs of the directory.

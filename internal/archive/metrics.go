@@ -18,6 +18,10 @@ type Metrics struct {
 	pending     prometheus.Gauge
 	repairs     *prometheus.CounterVec
 	deletions   prometheus.Counter
+	scrubCopies *prometheus.CounterVec
+	scrubBytes  prometheus.Counter
+	scrubLast   prometheus.Gauge
+	lost        prometheus.Gauge
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -49,7 +53,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.deletions = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callvault_recordings_deleted_total", Help: "Recordings deleted (key destroyed, tombstone written) by an IVO decision or disposal.",
 	})
-	reg.MustRegister(m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs, m.deletions)
+	m.scrubCopies = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callvault_scrub_findings_total", Help: "Scrub results: blob copies checked (checked), repaired, recordings lost, orphans removed.",
+	}, []string{"result"})
+	m.scrubBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "callvault_scrub_bytes_total", Help: "Bytes of blob copies read and verified by scrub passes."})
+	m.scrubLast = prometheus.NewGauge(prometheus.GaugeOpts{Name: "callvault_scrub_last_completed_seconds", Help: "Unix time of the last completed scrub pass."})
+	m.lost = prometheus.NewGauge(prometheus.GaugeOpts{Name: "callvault_recordings_lost", Help: "Recordings with no stored copy that passes its integrity check (not served)."})
+	reg.MustRegister(m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs, m.deletions,
+		m.scrubCopies, m.scrubBytes, m.scrubLast, m.lost)
 	return m
 }
 
@@ -105,5 +116,23 @@ func (m *Metrics) repaired(ok bool) {
 func (m *Metrics) deleted() {
 	if m != nil {
 		m.deletions.Inc()
+	}
+}
+
+func (m *Metrics) scrubbed(r *ScrubReport) {
+	if m == nil {
+		return
+	}
+	m.scrubCopies.WithLabelValues("checked").Add(float64(r.Copies))
+	m.scrubCopies.WithLabelValues("repaired").Add(float64(r.Repaired))
+	m.scrubCopies.WithLabelValues("lost").Add(float64(r.Lost))
+	m.scrubCopies.WithLabelValues("orphan").Add(float64(r.Orphans))
+	m.scrubBytes.Add(float64(r.Bytes))
+	m.scrubLast.SetToCurrentTime()
+}
+
+func (m *Metrics) setLost(n int) {
+	if m != nil {
+		m.lost.Set(float64(n))
 	}
 }

@@ -231,6 +231,11 @@ func (s *Service) OpenAudio(ctx context.Context, c Caller, a Access, id, detail 
 	if err != nil {
 		return nil, err
 	}
+	if lost, err := s.cat.Lost(ctx, id); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	} else if lost {
+		return nil, fmt.Errorf("recording %s: %w", id, ErrLost)
+	}
 	blob, err := s.sites.Open(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: recording %s: %w", ErrStorage, id, err)

@@ -128,6 +128,7 @@ var migrations = []string{
 		PRIMARY KEY (recording_id, site)
 	);`,
 	lifecycleSchema,
+	lostSchema,
 }
 
 // DB is the catalog. It is safe for concurrent use.

@@ -506,6 +506,7 @@ func (db *DB) Shred(ctx context.Context, d *Decision, id string, sites []string,
 		return fmt.Errorf("catalog: shred %s: %w", id, err)
 	}
 	for _, q := range []string{
+		`DELETE FROM lost_recordings WHERE recording_id = ?`,
 		`DELETE FROM recording_staff WHERE recording_id = ?`,
 		`DELETE FROM pending_replication WHERE recording_id = ?`,
 		`DELETE FROM recordings WHERE id = ?`,
@@ -656,4 +657,89 @@ func (db *DB) ExpiredRecordings(ctx context.Context, now time.Time, limit int) (
 		return nil, fmt.Errorf("catalog: expired: %w", err)
 	}
 	return out, nil
+}
+
+// lostSchema is migration 3: recordings whose every stored copy failed
+// the scrubber's integrity check.
+const lostSchema = `CREATE TABLE lost_recordings (
+		recording_id TEXT PRIMARY KEY REFERENCES recordings(id),
+		since INTEGER NOT NULL,
+		detail TEXT NOT NULL
+	);`
+
+// BlobRef is what the scrubber needs of a recording.
+type BlobRef struct {
+	ID         string
+	BlobBytes  int64
+	BlobSHA256 []byte
+}
+
+// Blobs returns up to limit recordings with ID greater than after, in ID
+// order, for walking the whole catalog in pages.
+func (db *DB) Blobs(ctx context.Context, after string, limit int) ([]BlobRef, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT id, blob_bytes, blob_sha256 FROM recordings WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []BlobRef
+	for rows.Next() {
+		var b BlobRef
+		if err := rows.Scan(&b.ID, &b.BlobBytes, blob{&b.BlobSHA256}); err != nil {
+			return nil, fmt.Errorf("catalog: blobs: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("catalog: blobs: %w", err)
+	}
+	return out, nil
+}
+
+// Known reports whether id is a catalogued recording (live) or has a
+// tombstone (deleted); both false for an ID the catalog never had or lost.
+func (db *DB) Known(ctx context.Context, id string) (live, deleted bool, err error) {
+	var n, t int
+	if err := db.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM recordings WHERE id = ?), (SELECT COUNT(*) FROM tombstones WHERE recording_id = ?)`,
+		id, id).Scan(&n, &t); err != nil {
+		return false, false, fmt.Errorf("catalog: known: %w", err)
+	}
+	return n > 0, t > 0, nil
+}
+
+// MarkLost records that every copy of recording id failed its integrity
+// check (detail: operational text, no personal data). Marking it again
+// keeps the first time.
+func (db *DB) MarkLost(ctx context.Context, id, detail string, at time.Time) error {
+	if _, err := db.db.ExecContext(ctx, `INSERT INTO lost_recordings (recording_id, since, detail) VALUES (?, ?, ?)
+		ON CONFLICT (recording_id) DO UPDATE SET detail = excluded.detail`, id, at.UnixNano(), truncate(detail, maxReasonBytes)); err != nil {
+		return fmt.Errorf("catalog: mark lost %s: %w", id, err)
+	}
+	return nil
+}
+
+// ClearLost removes id from the lost recordings (a good copy is back).
+func (db *DB) ClearLost(ctx context.Context, id string) error {
+	if _, err := db.db.ExecContext(ctx, `DELETE FROM lost_recordings WHERE recording_id = ?`, id); err != nil {
+		return fmt.Errorf("catalog: clear lost %s: %w", id, err)
+	}
+	return nil
+}
+
+// Lost reports whether recording id is marked lost.
+func (db *DB) Lost(ctx context.Context, id string) (bool, error) {
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM lost_recordings WHERE recording_id = ?`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("catalog: lost: %w", err)
+	}
+	return n > 0, nil
+}
+
+// LostCount returns how many recordings are marked lost.
+func (db *DB) LostCount(ctx context.Context) (int, error) {
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM lost_recordings`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("catalog: lost count: %w", err)
+	}
+	return n, nil
 }

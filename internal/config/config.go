@@ -51,6 +51,12 @@ type Config struct {
 	MaxUploadBytes int64 `json:"max_upload_bytes"`
 	// RepairInterval between replication repair passes. If unset, 30s.
 	RepairInterval Duration `json:"repair_interval"`
+	// ScrubInterval between scrub passes in serve (every blob copy read and
+	// verified). If unset, 24h.
+	ScrubInterval Duration `json:"scrub_interval"`
+	// OrphanGrace: blobs without a catalog row are removed by the scrubber
+	// once they are this old. If unset, 24h.
+	OrphanGrace Duration `json:"orphan_grace"`
 	// Audit configures the audit log's checkpoints and retention.
 	Audit Audit `json:"audit"`
 	// Retention configures how long recordings are kept (docs/lifecycle.md).
@@ -227,6 +233,12 @@ func (c *Config) defaults() {
 	if c.RepairInterval == 0 {
 		c.RepairInterval = Duration(30 * time.Second)
 	}
+	if c.ScrubInterval == 0 {
+		c.ScrubInterval = Duration(24 * time.Hour)
+	}
+	if c.OrphanGrace == 0 {
+		c.OrphanGrace = Duration(24 * time.Hour)
+	}
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = Duration(time.Minute)
 	}
@@ -270,6 +282,9 @@ func (c *Config) Check() error {
 	}
 	if c.Audit.RetentionYears < MinAuditRetentionYears {
 		errs = append(errs, fmt.Errorf("audit.retention_years %d is below the %d years the log must be kept", c.Audit.RetentionYears, MinAuditRetentionYears))
+	}
+	if c.ScrubInterval < 0 || c.OrphanGrace < 0 {
+		errs = append(errs, errors.New("scrub_interval and orphan_grace must be positive"))
 	}
 	if c.Retention.Years < MinRetentionYears {
 		errs = append(errs, fmt.Errorf("retention.years %d is below the %d years medical records must be kept", c.Retention.Years, MinRetentionYears))

@@ -116,6 +116,8 @@ func TestDev(t *testing.T) {
 		RepairInterval:       Duration(30 * time.Second),
 		Audit:                devAudit(data),
 		Retention:            defaultRetention,
+		ScrubInterval:        Duration(24 * time.Hour),
+		OrphanGrace:          Duration(24 * time.Hour),
 		Dev:                  true,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -164,6 +166,8 @@ func TestLoadComplete(t *testing.T) {
 		RepairInterval:       Duration(45 * time.Second),
 		Audit:                defaultAudit(),
 		Retention:            defaultRetention,
+		ScrubInterval:        Duration(24 * time.Hour),
+		OrphanGrace:          Duration(24 * time.Hour),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
@@ -198,6 +202,8 @@ func TestLoadMinimalDefaults(t *testing.T) {
 		RepairInterval:       Duration(30 * time.Second),
 		Audit:                defaultAudit(),
 		Retention:            defaultRetention,
+		ScrubInterval:        Duration(24 * time.Hour),
+		OrphanGrace:          Duration(24 * time.Hour),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)

@@ -22,6 +22,8 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &gone):
 		writeJSON(w, http.StatusGone, map[string]any{"error": "recording deleted", "decision": gone.DecisionID, "kind": gone.Kind,
 			"deleted_at": gone.DeletedAt.Format(time.RFC3339)})
+	case errors.Is(err, archive.ErrLost):
+		writeJSONError(w, http.StatusInternalServerError, "recording damaged: no stored copy passes its integrity check; operations has been alerted", "")
 	case errors.As(err, &conflict):
 		writeJSONError(w, http.StatusConflict, conflict.Msg, "")
 	case errors.As(err, &tooBig):

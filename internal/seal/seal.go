@@ -167,3 +167,29 @@ func plaintextSize(blobSize int64) (size, chunks int64, err error) {
 	}
 	return d - chunks*tagSize, chunks, nil
 }
+
+// HeaderSize is the size of a blob's header (magic, salt, recording ID).
+const HeaderSize = headerSize
+
+// CheckHeader performs the keyless checks of docs/format.md, "Decryption",
+// steps 1–4, on a blob of blobSize bytes whose first HeaderSize bytes are
+// header: a possible size, the magic, a well-formed recording ID, and that ID
+// equal to recordingID. It returns an error wrapping ErrFormat or ErrAuth
+// like NewReader would; nil says nothing about the chunks, which only the
+// file key can authenticate.
+func CheckHeader(header []byte, blobSize int64, recordingID string) error {
+	if _, _, err := plaintextSize(blobSize); err != nil {
+		return fmt.Errorf("seal: check header: impossible blob size %d: %w", blobSize, err)
+	}
+	if len(header) < headerSize || string(header[:len(magic)]) != magic {
+		return fmt.Errorf("seal: check header: bad magic: %w", ErrFormat)
+	}
+	id := header[len(magic)+saltSize : headerSize]
+	if !checkRecordingID(id) {
+		return fmt.Errorf("seal: check header: malformed recording id: %w", ErrFormat)
+	}
+	if string(id) != recordingID {
+		return fmt.Errorf("seal: check header: blob belongs to another recording: %w", ErrAuth)
+	}
+	return nil
+}

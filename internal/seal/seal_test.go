@@ -627,3 +627,46 @@ func TestField(t *testing.T) {
 		t.Error("empty label accepted")
 	}
 }
+
+func TestCheckHeader(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef"
+	key, err := NewFileKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob bytes.Buffer
+	w, err := NewWriter(&blob, key, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(bytes.Repeat([]byte{7}, 70000))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := blob.Bytes()
+	if err := CheckHeader(b[:HeaderSize], int64(len(b)), id); err != nil {
+		t.Fatalf("good blob: %v", err)
+	}
+	flip := func(i int) []byte { h := bytes.Clone(b[:HeaderSize]); h[i] ^= 1; return h }
+	for _, c := range []struct {
+		name   string
+		header []byte
+		size   int64
+		id     string
+		want   error
+	}{
+		{"impossible size", b[:HeaderSize], HeaderSize + sealedChunk + 10, id, ErrFormat},
+		{"bad magic", flip(0), int64(len(b)), id, ErrFormat},
+		{"malformed id", flip(HeaderSize - 1), int64(len(b)), id, ErrFormat},
+		{"another recording", b[:HeaderSize], int64(len(b)), "f123456789abcdef0123456789abcdef", ErrAuth},
+		{"short header", b[:10], int64(len(b)), id, ErrFormat},
+	} {
+		if err := CheckHeader(c.header, c.size, c.id); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	// A flipped salt bit is not visible without the key.
+	if err := CheckHeader(flip(10), int64(len(b)), id); err != nil {
+		t.Errorf("salt flip: %v (the keyless check cannot see it)", err)
+	}
+}

@@ -333,6 +333,43 @@ func (f *FS) CleanTemp(ctx context.Context, olderThan time.Duration) (removed in
 	return removed, nil
 }
 
+// List calls fn for every committed blob in the fan-out directories.
+// Temporary files and anything not named like a blob are skipped.
+func (f *FS) List(ctx context.Context, fn func(BlobInfo) error) error {
+	top, err := os.ReadDir(f.dir)
+	if err != nil {
+		return fmt.Errorf("site %s: list: %w", f.name, err)
+	}
+	for _, d := range top {
+		if !d.IsDir() || !isFanOut(d.Name()) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("site %s: list: %w", f.name, err)
+		}
+		entries, err := os.ReadDir(filepath.Join(f.dir, d.Name()))
+		if err != nil {
+			return fmt.Errorf("site %s: list: %w", f.name, err)
+		}
+		for _, e := range entries {
+			name, ok := strings.CutSuffix(e.Name(), blobSuffix)
+			if !ok || !e.Type().IsRegular() || ValidName(name) != nil || name[:2] != d.Name() {
+				continue
+			}
+			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // deleted meanwhile
+			} else if err != nil {
+				return fmt.Errorf("site %s: list: %w", f.name, err)
+			}
+			if err := fn(BlobInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // isFanOut reports whether s names a fan-out directory: two lowercase hex
 // characters.
 func isFanOut(s string) bool {

@@ -19,6 +19,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Errors a caller branches on. Drivers wrap them with context; test with
@@ -89,10 +90,23 @@ type Store interface {
 	// not affected.
 	Delete(ctx context.Context, name string) error
 
+	// List calls fn for every committed blob, in no particular order, and
+	// stops at the first error fn returns (which List returns). Uploads in
+	// progress are not listed. A blob committed or deleted while List runs
+	// may or may not be listed.
+	List(ctx context.Context, fn func(BlobInfo) error) error
+
 	// Check reports whether the site is usable now: reachable and writable.
 	// It is meant for status pages and health checks, and leaves nothing
 	// behind.
 	Check(ctx context.Context) error
+}
+
+// BlobInfo describes a committed blob, as Store.List reports it.
+type BlobInfo struct {
+	Name    string
+	Size    int64
+	ModTime time.Time // when the blob was committed (or last replaced)
 }
 
 // Upload is a blob being written, returned by Store.Create. An Upload is not

@@ -15,8 +15,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"sync"
 	"testing"
+	"time"
 
 	"callvault/internal/site"
 )
@@ -49,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) site.Store) {
 		{"ReadAt", testReadAt},
 		{"ConcurrentReadAt", testConcurrentReadAt},
 		{"Many", testMany},
+		{"List", testList},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -522,5 +525,49 @@ func testMany(t *testing.T, s site.Store) {
 	}
 	for name, data := range blobs {
 		assertHolds(t, s, name, data)
+	}
+}
+
+func testList(t *testing.T, s site.Store) {
+	ctx := context.Background()
+	want := map[string]int64{}
+	for i := range 12 {
+		name := RandomName()
+		Put(t, s, name, random(i*100), 64)
+		want[name] = int64(i * 100)
+	}
+	// Neither an upload in progress nor a deleted blob is listed.
+	up, err := s.Create(ctx, RandomName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	up.Write([]byte("in progress"))
+	gone := RandomName()
+	Put(t, s, gone, []byte("x"), 1)
+	if err := s.Delete(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	before := time.Now().Add(-time.Hour)
+	if err := s.List(ctx, func(b site.BlobInfo) error {
+		if _, dup := got[b.Name]; dup {
+			t.Errorf("%s listed twice", b.Name)
+		}
+		got[b.Name] = b.Size
+		if b.ModTime.Before(before) || b.ModTime.After(time.Now().Add(time.Minute)) {
+			t.Errorf("%s: ModTime %v is not about now", b.Name, b.ModTime)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("List = %v, want %v", got, want)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.List(ctx, func(site.BlobInfo) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("List with fn failing: %v after %d calls, want stop after 1", err, n)
 	}
 }
