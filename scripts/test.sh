@@ -29,7 +29,8 @@ go test -count=1 -timeout 8m ./...
 
 echo "== fuzz (short)" >&2
 for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./internal/seal FuzzReader" \
-              "./internal/httpapi FuzzParseMetadata" "./internal/site FuzzValidName"; do
+              "./internal/httpapi FuzzParseMetadata" "./internal/site FuzzValidName" \
+              "./internal/escrow FuzzParseShare"; do
   set -- $target
   go test -run '^$' -fuzz "^$2\$" -fuzztime 5s -fuzzminimizetime 1s "$1" >/dev/null
 done
