@@ -28,6 +28,7 @@ Usage:
   callvault status     [--data DIR | --config FILE]
   callvault directory  [--data DIR | --config FILE] <list|add-unit|add|disable|enable|block|unblock> ...
   callvault audit      [--data DIR | --config FILE] <verify|events>
+  callvault keys       [--data DIR | --config FILE] <list|rotate|rewrap|destroy-epoch|escrow|recover> ...
   callvault scrub      [--data DIR | --config FILE] [--orphan-grace D] [--json]   verify and repair every blob copy
   callvault dispose    [--data DIR | --config FILE] [--disposal keep|dispose]   one disposal pass
   callvault tone       [--seconds N]    a synthetic test call as WAV on standard output
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdDirectory(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, args[1:], stdout, stderr)
 	case "scrub":
 		return cmdScrub(ctx, args[1:], stdout, stderr)
 	case "dispose":

@@ -50,6 +50,7 @@ func configFlags(fs *flag.FlagSet) func() (*config.Config, error) {
 type stack struct {
 	cfg   *config.Config
 	keys  *keys.Keyring
+	live  *keys.Live
 	cat   *catalog.DB
 	dir   *access.Directory
 	audit *audit.Log
@@ -166,6 +167,13 @@ func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ 
 	if st.keys, err = loadKeyring(cfg); err != nil {
 		return nil, err
 	}
+	ids, err := unlockIdentities(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The archive follows the keyring file: keys rotate/rewrap/destroy-epoch
+	// change it under a running serve.
+	st.live = keys.NewLive(cfg.Keyring, st.keys, ids)
 	if st.cat, err = catalog.Open(ctx, cfg.CatalogPath()); err != nil {
 		return nil, err
 	}
@@ -194,7 +202,7 @@ func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ 
 		return nil, err
 	}
 	st.arc, err = archive.New(archive.Config{
-		Catalog: st.cat, Sites: st.sites, Keys: st.keys, Directory: st.dir, Audit: st.audit, AuditLog: st.audit, Reports: reportsOf(cfg),
+		Catalog: st.cat, Sites: st.sites, Keys: st.live, Directory: st.dir, Audit: st.audit, AuditLog: st.audit, Reports: reportsOf(cfg),
 		Retention: archive.Retention{Years: cfg.Retention.Years, Dispose: cfg.Retention.Disposal == "dispose"},
 		Logger:    logger, Metrics: archive.NewMetrics(st.reg),
 	})

@@ -92,6 +92,10 @@ type Catalog interface {
 	ClearLost(ctx context.Context, id string) error
 	Lost(ctx context.Context, id string) (bool, error)
 	LostCount(ctx context.Context) (int, error)
+
+	Stale(ctx context.Context, current int, after string, limit int) ([]catalog.WrappedRef, error)
+	UpdateWrapped(ctx context.Context, ws []catalog.Rewrapped) (int, error)
+	EpochCounts(ctx context.Context) (map[int]int, error)
 }
 
 // Directory is what the archive needs of the directory.
@@ -114,6 +118,7 @@ var (
 	_ Catalog   = (*catalog.DB)(nil)
 	_ Directory = (*access.Directory)(nil)
 	_ Keyring   = (*keys.Keyring)(nil)
+	_ Keyring   = (*keys.Live)(nil)
 )
 
 // Config wires a Service. Every field but Logger, Metrics and Now is required.

@@ -184,15 +184,11 @@ type fileEpoch struct {
 
 // Marshal encrypts the keyring to kek and returns the file's bytes.
 func (k *Keyring) Marshal(kek age.Recipient) ([]byte, error) {
-	f := fileFormat{Version: 1, IndexKey: k.indexKey[:], DataKey: k.dataKey[:],
-		AuditOrigin: k.auditOrigin, AuditSigners: k.auditSigners, AuditRetired: k.auditRetired}
-	for _, e := range k.epochs {
-		f.Epochs = append(f.Epochs, fileEpoch{ID: e.ID, Created: e.Created, Identity: e.identity.String()})
-	}
-	plain, err := json.Marshal(f)
+	plain, err := k.MarshalPlaintext()
 	if err != nil {
-		return nil, fmt.Errorf("keys: marshal: %w", err)
+		return nil, err
 	}
+	defer clear(plain)
 	var buf bytes.Buffer
 	w, err := age.Encrypt(&buf, kek)
 	if err != nil {
@@ -204,8 +200,23 @@ func (k *Keyring) Marshal(kek age.Recipient) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("keys: encrypt keyring: %w", err)
 	}
-	clear(plain)
 	return buf.Bytes(), nil
+}
+
+// MarshalPlaintext returns the keyring's secret contents unencrypted (the
+// JSON inside the keyring file), for key escrow. The caller must protect
+// and clear it.
+func (k *Keyring) MarshalPlaintext() ([]byte, error) {
+	f := fileFormat{Version: 1, IndexKey: k.indexKey[:], DataKey: k.dataKey[:],
+		AuditOrigin: k.auditOrigin, AuditSigners: k.auditSigners, AuditRetired: k.auditRetired}
+	for _, e := range k.epochs {
+		f.Epochs = append(f.Epochs, fileEpoch{ID: e.ID, Created: e.Created, Identity: e.identity.String()})
+	}
+	plain, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("keys: marshal: %w", err)
+	}
+	return plain, nil
 }
 
 // Unmarshal decrypts a keyring file with the KEK identities.
@@ -223,6 +234,11 @@ func Unmarshal(data []byte, kek ...age.Identity) (*Keyring, error) {
 		return nil, fmt.Errorf("keys: decrypt keyring: %w", err)
 	}
 	defer clear(plain)
+	return UnmarshalPlaintext(plain)
+}
+
+// UnmarshalPlaintext parses what MarshalPlaintext returned.
+func UnmarshalPlaintext(plain []byte) (*Keyring, error) {
 	var f fileFormat
 	if err := json.Unmarshal(plain, &f); err != nil {
 		return nil, fmt.Errorf("keys: keyring contents: %w", err)
