@@ -29,6 +29,7 @@ Usage:
   callvault directory  [--data DIR | --config FILE] <list|add-unit|add|disable|enable|block|unblock> ...
   callvault audit      [--data DIR | --config FILE] <verify|events>
   callvault keys       [--data DIR | --config FILE] <list|rotate|rewrap|destroy-epoch|escrow|recover> ...
+  callvault recover-catalog [--data DIR | --config FILE]   rebuild a lost catalog from the sites
   callvault scrub      [--data DIR | --config FILE] [--orphan-grace D] [--json]   verify and repair every blob copy
   callvault dispose    [--data DIR | --config FILE] [--disposal keep|dispose]   one disposal pass
   callvault tone       [--seconds N]    a synthetic test call as WAV on standard output
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdAudit(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, args[1:], stdout, stderr)
+	case "recover-catalog":
+		return cmdRecoverCatalog(ctx, args[1:], stdout, stderr)
 	case "scrub":
 		return cmdScrub(ctx, args[1:], stdout, stderr)
 	case "dispose":

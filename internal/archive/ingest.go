@@ -70,6 +70,9 @@ func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata,
 	}
 
 	rec, held, missing, err := s.store(ctx, id, v, audioSrc)
+	if err == nil {
+		err = s.recoveryRecord(ctx, rec)
+	}
 	if err != nil {
 		s.metrics.ingest("failed", 0)
 		// The decision is on record; record that nothing was stored, too.
@@ -109,6 +112,19 @@ func abortReason(err error) string {
 		return "storage"
 	}
 	return "input"
+}
+
+// recoveryRecord writes rec's recovery record; on failure the blobs go too.
+func (s *Service) recoveryRecord(ctx context.Context, rec *catalog.Recording) error {
+	fk, err := s.fileKey(rec)
+	if err == nil {
+		err = s.writeRecovery(ctx, rec, fk)
+	}
+	if err != nil {
+		_ = s.sites.Delete(context.WithoutCancel(ctx), rec.ID)
+		return fmt.Errorf("%w: recovery record: %w", ErrStorage, err)
+	}
+	return nil
 }
 
 // store streams the audio into both sites and returns the catalog row.

@@ -399,7 +399,7 @@ func (s *Service) execute(ctx context.Context, c Caller, d *catalog.Decision) er
 		if err := s.record(ctx, c, &audit.Event{Action: "delete", Outcome: audit.Allowed, Reason: d.Kind, RecordingID: id, Detail: detail}); err != nil {
 			return err
 		}
-		if err := s.cat.Shred(ctx, d, id, names, s.now()); err != nil {
+		if err := s.cat.Shred(ctx, d, id, s.recoveryNames(id), names, s.now()); err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		s.metrics.deleted()

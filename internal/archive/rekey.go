@@ -37,8 +37,9 @@ type RewrapReport struct {
 
 // Rewrap moves every recording's wrapped file key to the current archive
 // key epoch: unwrap with the old epoch's identity, wrap to the current
-// recipient, store with a compare-and-set on the old epoch. Audio blobs
-// are neither read nor written. It is idempotent and resumable: a run
+// recipient, write the recording's recovery record for the new epoch to
+// both sites, store with a compare-and-set on the old epoch, and remove the
+// old epoch's recovery record. Audio blobs are neither read nor written. It is idempotent and resumable: a run
 // interrupted (or stopped by Limit) leaves every row wrapped to an epoch
 // the keyring holds, and the next run continues with the rest. Only
 // admins may run it; the run is audited.
@@ -78,7 +79,7 @@ func (s *Service) Rewrap(ctx context.Context, c Caller, opt RewrapOptions) (*Rew
 			break
 		}
 		after = page[len(page)-1].ID
-		done, bad := s.rewrapPage(page, cur, opt.Workers)
+		done, bad := s.rewrapPage(ctx, page, cur, opt.Workers)
 		failed += len(bad)
 		for _, id := range bad {
 			if len(rep.Failed) < 100 {
@@ -90,6 +91,13 @@ func (s *Service) Rewrap(ctx context.Context, c Caller, opt RewrapOptions) (*Rew
 			return rep, fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		rep.Rewrapped += changed
+		for _, w := range done {
+			// The new record is durable and the row points to it; the old
+			// one goes (a leftover is removed by the scrubber).
+			if err := s.sites.Delete(ctx, RecoveryName(w.ID, w.From)); err != nil {
+				s.log.WarnContext(ctx, "rewrap: old recovery record not removed", "recording", w.ID, "err", err)
+			}
+		}
 		if opt.Progress != nil {
 			opt.Progress(rep.Rewrapped, rep.Stale)
 		}
@@ -107,7 +115,11 @@ func (s *Service) Rewrap(ctx context.Context, c Caller, opt RewrapOptions) (*Rew
 
 // rewrapPage unwraps and wraps page's keys on workers goroutines. It
 // returns the rewrapped keys and the IDs that failed.
-func (s *Service) rewrapPage(page []catalog.WrappedRef, cur keys.Epoch, workers int) ([]catalog.Rewrapped, []string) {
+//
+// The recording's recovery record is written anew for the new epoch, on
+// both sites, before the row may change: a row never points to an epoch
+// its recovery record does not have.
+func (s *Service) rewrapPage(ctx context.Context, page []catalog.WrappedRef, cur keys.Epoch, workers int) ([]catalog.Rewrapped, []string) {
 	out := make([]catalog.Rewrapped, len(page))
 	ok := make([]bool, len(page))
 	next := make(chan int)
@@ -128,6 +140,15 @@ func (s *Service) rewrapPage(page []catalog.WrappedRef, cur keys.Epoch, workers 
 				}
 				wrapped, err := seal.Wrap(fk, cur.Recipient)
 				if err != nil {
+					continue
+				}
+				rec, err := s.cat.Get(ctx, w.ID)
+				if err != nil {
+					continue
+				}
+				rec.KeyEpoch, rec.WrappedKey = cur.ID, wrapped
+				if err := s.writeRecovery(ctx, rec, fk); err != nil {
+					s.log.Warn("rewrap: recovery record not written", "recording", w.ID, "err", err)
 					continue
 				}
 				out[i], ok[i] = catalog.Rewrapped{ID: w.ID, From: w.KeyEpoch, To: cur.ID, WrappedKey: wrapped}, true

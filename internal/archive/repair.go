@@ -30,7 +30,11 @@ func (s *Service) RepairPending(ctx context.Context) (repaired, remaining int, e
 		if err != nil {
 			return repaired, len(pend) - repaired, fmt.Errorf("%w: %w", ErrStorage, err)
 		}
-		if err := s.sites.Repair(ctx, p.RecordingID, p.Site, rec.BlobSHA256); err != nil {
+		err = s.sites.Repair(ctx, p.RecordingID, p.Site, rec.BlobSHA256)
+		if err == nil {
+			err = s.ensureRecovery(ctx, rec, p.Site)
+		}
+		if err != nil {
 			s.metrics.repaired(false)
 			s.log.WarnContext(ctx, "repair failed; will retry", "recording", p.RecordingID, "site", p.Site, "err", err)
 			_ = s.cat.NotePendingFailure(ctx, p.RecordingID, p.Site, err.Error())

@@ -96,6 +96,7 @@ func (s *Service) Scrub(ctx context.Context, opt ScrubOptions) (*ScrubReport, er
 				return rep, err
 			}
 			s.scrubOne(ctx, ref, sites, up, buf, rep)
+			s.scrubRecovery(ctx, ref, sites, up, rep)
 			rep.Recordings++
 			if opt.Progress != nil {
 				opt.Progress(rep.Recordings, max(total, rep.Recordings))
@@ -242,6 +243,9 @@ func (s *Service) removeOrphans(ctx context.Context, st site.Store, grace time.D
 		if live, _, err := s.cat.Known(ctx, id); err != nil || live {
 			continue
 		}
+		if s.currentRecovery(ctx, st, id) {
+			continue
+		}
 		action := "removed"
 		if err := s.sites.DeleteAt(ctx, st.Name(), id); err != nil {
 			action = "failed: " + err.Error()
@@ -269,4 +273,85 @@ func (s *Service) RunScrub(ctx context.Context, interval, grace time.Duration) {
 			s.log.ErrorContext(ctx, "scrub pass failed", "err", err)
 		}
 	}
+}
+
+// scrubRecovery checks that both sites hold ref's current recovery record;
+// a missing one is copied from the other site, or written anew from the
+// catalog row when neither has it.
+func (s *Service) scrubRecovery(ctx context.Context, ref catalog.BlobRef, sites []site.Store, up map[string]bool, rep *ScrubReport) {
+	name := RecoveryName(ref.ID, ref.KeyEpoch)
+	var have site.Store
+	var lack []string
+	for _, st := range sites {
+		if !up[st.Name()] {
+			continue
+		}
+		if _, err := st.Stat(ctx, name); errors.Is(err, site.ErrNotExist) {
+			lack = append(lack, st.Name())
+		} else if err == nil && have == nil {
+			have = st
+		}
+	}
+	if len(lack) == 0 {
+		return
+	}
+	if have == nil {
+		action := "rewritten"
+		rec, err := s.cat.Get(ctx, ref.ID)
+		if err == nil {
+			err = s.recoveryRecord(ctx, rec)
+		}
+		if err != nil {
+			action = "failed: " + err.Error()
+		}
+		for _, st := range lack {
+			rep.Findings = append(rep.Findings, Finding{ref.ID, st, "recovery-record-missing", action})
+		}
+		return
+	}
+	sum, err := objectDigest(ctx, have, name)
+	for _, st := range lack {
+		action := "repaired"
+		if err == nil {
+			err = s.sites.Repair(ctx, name, st, sum)
+		}
+		if err != nil {
+			action = "failed: " + err.Error()
+		}
+		rep.Findings = append(rep.Findings, Finding{ref.ID, st, "recovery-record-missing", action})
+	}
+}
+
+// objectDigest returns the SHA-256 of object name on st.
+func objectDigest(ctx context.Context, st site.Store, name string) ([]byte, error) {
+	b, err := st.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(b, 0, b.Size())); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// currentRecovery reports whether object name on st is the recovery record
+// a live recording's row points to (and so no orphan).
+func (s *Service) currentRecovery(ctx context.Context, st site.Store, name string) bool {
+	b, err := st.Open(ctx, name)
+	if err != nil {
+		return false
+	}
+	defer b.Close()
+	head := make([]byte, recoveryFixed)
+	if _, err := b.ReadAt(head, 0); err != nil {
+		return false
+	}
+	id, epoch, _, err := parseRecoveryHeader(head)
+	if err != nil {
+		return false
+	}
+	rec, err := s.cat.Get(ctx, id)
+	return err == nil && rec.KeyEpoch == epoch && RecoveryName(rec.ID, rec.KeyEpoch) == name
 }

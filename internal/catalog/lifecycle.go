@@ -481,7 +481,10 @@ func (db *DB) Approved(ctx context.Context) ([]*Decision, error) {
 // ErrDeleted if the recording has a tombstone already. Call Checkpoint
 // afterwards so that the write-ahead log, too, no longer holds the
 // wrapped key.
-func (db *DB) Shred(ctx context.Context, d *Decision, id string, sites []string, at time.Time) error {
+//
+// objects lists the site objects to remove besides the blob (the
+// recording's recovery records).
+func (db *DB) Shred(ctx context.Context, d *Decision, id string, objects, sites []string, at time.Time) error {
 	if d.State != StateApproved {
 		return fmt.Errorf("%w: decision %d is %s", ErrDecisionState, d.ID, d.State)
 	}
@@ -515,10 +518,12 @@ func (db *DB) Shred(ctx context.Context, d *Decision, id string, sites []string,
 			return fmt.Errorf("catalog: shred %s: %w", id, err)
 		}
 	}
-	for _, s := range sites {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_deletion (recording_id, site, since) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, id, s, at.UnixNano()); err != nil {
-			return fmt.Errorf("catalog: shred %s: %w", id, err)
+	for _, name := range append([]string{id}, objects...) {
+		for _, s := range sites {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO pending_deletion (recording_id, site, since) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`, name, s, at.UnixNano()); err != nil {
+				return fmt.Errorf("catalog: shred %s: %w", id, err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -672,12 +677,13 @@ type BlobRef struct {
 	ID         string
 	BlobBytes  int64
 	BlobSHA256 []byte
+	KeyEpoch   int
 }
 
 // Blobs returns up to limit recordings with ID greater than after, in ID
 // order, for walking the whole catalog in pages.
 func (db *DB) Blobs(ctx context.Context, after string, limit int) ([]BlobRef, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT id, blob_bytes, blob_sha256 FROM recordings WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	rows, err := db.db.QueryContext(ctx, `SELECT id, blob_bytes, blob_sha256, key_epoch FROM recordings WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: blobs: %w", err)
 	}
@@ -685,7 +691,7 @@ func (db *DB) Blobs(ctx context.Context, after string, limit int) ([]BlobRef, er
 	var out []BlobRef
 	for rows.Next() {
 		var b BlobRef
-		if err := rows.Scan(&b.ID, &b.BlobBytes, blob{&b.BlobSHA256}); err != nil {
+		if err := rows.Scan(&b.ID, &b.BlobBytes, blob{&b.BlobSHA256}, &b.KeyEpoch); err != nil {
 			return nil, fmt.Errorf("catalog: blobs: %w", err)
 		}
 		out = append(out, b)
