@@ -29,6 +29,8 @@ Usage:
   callvault directory  [--data DIR | --config FILE] <list|add-unit|add|disable|enable|block|unblock> ...
   callvault audit      [--data DIR | --config FILE] <verify|events>
   callvault keys       [--data DIR | --config FILE] <list|rotate|rewrap|destroy-epoch|escrow|recover> ...
+  callvault backup     [--data DIR | --config FILE] --out DIR    encrypted backup of catalog, audit log, directory
+  callvault restore    [--data DIR | --config FILE] --from FILE  put a backup back after a loss
   callvault recover-catalog [--data DIR | --config FILE]   rebuild a lost catalog from the sites
   callvault scrub      [--data DIR | --config FILE] [--orphan-grace D] [--json]   verify and repair every blob copy
   callvault dispose    [--data DIR | --config FILE] [--disposal keep|dispose]   one disposal pass
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdAudit(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return cmdRestore(ctx, args[1:], stdout, stderr)
 	case "recover-catalog":
 		return cmdRecoverCatalog(ctx, args[1:], stdout, stderr)
 	case "scrub":

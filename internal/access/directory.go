@@ -72,6 +72,12 @@ func OpenDirectory(ctx context.Context, path string) (*Directory, error) {
 // Close closes the database.
 func (d *Directory) Close() error { return d.db.Close() }
 
+// Snapshot writes a consistent copy of the directory database to path,
+// which must not exist.
+func (d *Directory) Snapshot(ctx context.Context, path string) error {
+	return sqlitedb.Snapshot(ctx, d.db, path)
+}
+
 // Unit is a registered care unit (vårdenhet).
 type Unit struct {
 	HSAID        string

@@ -16,7 +16,8 @@ import (
 type RewrapOptions struct {
 	// Batch: rows read and committed together. If 0, 500.
 	Batch int
-	// Workers unwrapping and wrapping in parallel. If 0, GOMAXPROCS.
+	// Workers unwrapping, wrapping and writing recovery records in
+	// parallel. If 0, 4 × GOMAXPROCS.
 	Workers int
 	// Limit: stop after this many rows (0: all). A later run resumes.
 	Limit int
@@ -48,7 +49,7 @@ func (s *Service) Rewrap(ctx context.Context, c Caller, opt RewrapOptions) (*Rew
 		opt.Batch = 500
 	}
 	if opt.Workers <= 0 {
-		opt.Workers = runtime.GOMAXPROCS(0)
+		opt.Workers = 4 * runtime.GOMAXPROCS(0) // the crypto is CPU-bound, the record writes wait on fsync
 	}
 	cur := s.keys.Current()
 	counts, err := s.cat.EpochCounts(ctx)

@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"fmt"
+
+	"callvault/internal/sqlitedb"
 )
 
 // WrappedRef is a recording's wrapped file key and its epoch.
@@ -91,4 +93,10 @@ func (db *DB) EpochCounts(ctx context.Context) (map[int]int, error) {
 		out[e] = n
 	}
 	return out, rows.Err()
+}
+
+// Snapshot writes a consistent copy of the catalog database (with the
+// audit log's tables, which share its file) to path, which must not exist.
+func (db *DB) Snapshot(ctx context.Context, path string) error {
+	return sqlitedb.Snapshot(ctx, db.db, path)
 }

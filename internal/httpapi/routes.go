@@ -98,6 +98,7 @@ func safeFieldName(name string) string {
 // upload: POST /v1/recordings, multipart/form-data with the part
 // "metadata" (JSON) first and then the part "audio".
 func (s *server) upload(w http.ResponseWriter, r *http.Request, c archive.Caller) {
+	w = &drainOnError{ResponseWriter: w, body: r.Body}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
 		s.reject(w, r, c, "ingest", "content-type", http.StatusUnsupportedMediaType, "send multipart/form-data with the parts metadata and audio")
@@ -247,4 +248,27 @@ func (s *server) rejectErr(w http.ResponseWriter, r *http.Request, c archive.Cal
 		return
 	}
 	s.writeError(w, r, err)
+}
+
+// maxDrain bounds how much of a refused upload's body is read and
+// discarded before the answer.
+const maxDrain = 16 << 20
+
+// drainOnError reads and discards (up to maxDrain bytes of) the request
+// body before an error answer is written. Without it, a refusal sent while
+// the client is still sending makes the server close the connection under
+// the client's writes, and the client sees "connection reset" instead of
+// the answer that says what was wrong.
+type drainOnError struct {
+	http.ResponseWriter
+	body    io.Reader
+	drained bool
+}
+
+func (d *drainOnError) WriteHeader(code int) {
+	if code >= 400 && !d.drained {
+		d.drained = true
+		io.CopyN(io.Discard, d.body, maxDrain)
+	}
+	d.ResponseWriter.WriteHeader(code)
 }
