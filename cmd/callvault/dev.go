@@ -303,6 +303,12 @@ Who accessed that patient's calls (patient log extract, as the auditor; HTML, Sw
 Verify the audit log (its checkpoints also go to %s):
   %s audit --data %s verify
 
+Legal hold on a recording as a records officer (replace ID; deletions need a second officer, records-2):
+  %s -H 'Content-Type: application/json' -d '{"reference": "JUR 2026/1"}' https://%s/v1/recordings/ID/holds
+
+Read and verify every stored copy on both sites, repairing what is damaged:
+  %s scrub --data %s
+
 Status and metrics:  %s status --data %s   ·   curl http://%s/metrics
 `, s.cfg.DataDir, devP12Password, d,
 		curl("nurse"), addr, s.samplePNR,
@@ -310,6 +316,8 @@ Status and metrics:  %s status --data %s   ·   curl http://%s/metrics
 		exe, curl("capture"), s.sampleMD, addr,
 		curl("auditor"), addr, s.samplePNR,
 		filepath.Join(d, "witness"),
+		exe, s.cfg.DataDir,
+		curl("records"), addr,
 		exe, s.cfg.DataDir,
 		exe, s.cfg.DataDir, opsAddr)
 }

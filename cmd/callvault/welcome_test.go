@@ -25,8 +25,8 @@ func TestWelcomeCommandsWork(t *testing.T) {
 			}
 		}
 	}
-	if len(cmds) != 7 {
-		t.Fatalf("%d commands in the welcome, want 7:\n%s", len(cmds), strings.Join(srv.welcome, "\n"))
+	if len(cmds) != 9 {
+		t.Fatalf("%d commands in the welcome, want 9:\n%s", len(cmds), strings.Join(srv.welcome, "\n"))
 	}
 	work := t.TempDir()
 	run := func(c string) string {
@@ -62,10 +62,16 @@ func TestWelcomeCommandsWork(t *testing.T) {
 	if out := run(cmds[4]); !strings.HasPrefix(out, "audit log ok: ") {
 		t.Fatalf("verify: %s", out)
 	}
-	if out := run(cmds[5]); !strings.Contains(out, "replication backlog:  0") {
+	if out := run(strings.Replace(cmds[5], "/ID/", "/"+search.Recordings[0].ID+"/", 1)); !strings.Contains(out, `"set_by": "SE9999990001-REC1"`) {
+		t.Fatalf("hold: %s", out)
+	}
+	if out := run(cmds[6]); !strings.Contains(out, "repaired 0, lost 0, orphans removed 0") {
+		t.Fatalf("scrub: %s", out)
+	}
+	if out := run(cmds[7]); !strings.Contains(out, "replication backlog:  0") {
 		t.Fatalf("status: %s", out)
 	}
-	if out := run(cmds[6]); !strings.Contains(out, "callvault_ingest_total") {
+	if out := run(cmds[8]); !strings.Contains(out, "callvault_ingest_total") {
 		t.Fatalf("metrics: %.300s", out)
 	}
 }
