@@ -140,15 +140,22 @@ func (s *Service) lifecycleTarget(ctx context.Context, c Caller, ev *audit.Event
 	default:
 		return false, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
+	return deleted, s.decideLifecycle(ctx, c, ev, provider)
+}
+
+// decideLifecycle asks the policy whether the caller may act as a records
+// officer on provider's data; a denial is recorded (another provider's
+// data answers ErrNotFound).
+func (s *Service) decideLifecycle(ctx context.Context, c Caller, ev *audit.Event, provider string) error {
 	d := access.Decide(access.Request{Action: access.ActionLifecycle, Principal: c.Principal, Facts: access.Facts{CareProvider: provider}})
 	ev.Reason = d.Reason
-	if !d.Allowed {
-		if d.Conceal {
-			return false, s.deny(ctx, c, ev, ErrNotFound)
-		}
-		return false, s.deny(ctx, c, ev, nil)
+	if d.Allowed {
+		return nil
 	}
-	return deleted, nil
+	if d.Conceal {
+		return s.deny(ctx, c, ev, ErrNotFound)
+	}
+	return s.deny(ctx, c, ev, nil)
 }
 
 // SetHold puts a legal hold with reference on recording id. Records
@@ -336,13 +343,8 @@ func (s *Service) decisionFor(ctx context.Context, c Caller, ev *audit.Event, id
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	dec := access.Decide(access.Request{Action: access.ActionLifecycle, Principal: c.Principal, Facts: access.Facts{CareProvider: d.CareProvider}})
-	ev.Reason = dec.Reason
-	if !dec.Allowed {
-		if dec.Conceal {
-			return nil, s.deny(ctx, c, ev, ErrNotFound)
-		}
-		return nil, s.deny(ctx, c, ev, nil)
+	if err := s.decideLifecycle(ctx, c, ev, d.CareProvider); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -377,10 +377,16 @@ func (db *DB) Count(ctx context.Context) (int, error) {
 // Pending returns the replication backlog, oldest first (ties by recording
 // ID, then site).
 func (db *DB) Pending(ctx context.Context) ([]Pending, error) {
+	return db.queue(ctx, "pending_replication")
+}
+
+// queue reads one of the per-site work queues (pending_replication,
+// pending_deletion), oldest first.
+func (db *DB) queue(ctx context.Context, table string) ([]Pending, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT recording_id, site, since, attempts, last_error
-		FROM pending_replication ORDER BY since, recording_id, site`)
+		FROM `+table+` ORDER BY since, recording_id, site`)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: pending: %w", err)
+		return nil, fmt.Errorf("catalog: %s: %w", table, err)
 	}
 	defer rows.Close()
 	var out []Pending
@@ -388,13 +394,13 @@ func (db *DB) Pending(ctx context.Context) ([]Pending, error) {
 		var p Pending
 		var since int64
 		if err := rows.Scan(&p.RecordingID, &p.Site, &since, &p.Attempts, &p.LastError); err != nil {
-			return nil, fmt.Errorf("catalog: pending: %w", err)
+			return nil, fmt.Errorf("catalog: %s: %w", table, err)
 		}
 		p.Since = fromNanos(since)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("catalog: pending: %w", err)
+		return nil, fmt.Errorf("catalog: %s: %w", table, err)
 	}
 	return out, nil
 }

@@ -592,26 +592,7 @@ func (db *DB) Tombstone(ctx context.Context, id string) (*Tombstone, error) {
 
 // PendingDeletions returns the queued blob removals, oldest first.
 func (db *DB) PendingDeletions(ctx context.Context) ([]Pending, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT recording_id, site, since, attempts, last_error
-		FROM pending_deletion ORDER BY since, recording_id, site`)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: pending deletions: %w", err)
-	}
-	defer rows.Close()
-	var out []Pending
-	for rows.Next() {
-		var p Pending
-		var since int64
-		if err := rows.Scan(&p.RecordingID, &p.Site, &since, &p.Attempts, &p.LastError); err != nil {
-			return nil, fmt.Errorf("catalog: pending deletions: %w", err)
-		}
-		p.Since = fromNanos(since)
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("catalog: pending deletions: %w", err)
-	}
-	return out, nil
+	return db.queue(ctx, "pending_deletion")
 }
 
 // ResolveDeletion removes the queued removal of id at site once the site no
