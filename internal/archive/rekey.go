@@ -92,13 +92,7 @@ func (s *Service) Rewrap(ctx context.Context, c Caller, opt RewrapOptions) (*Rew
 			return rep, fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		rep.Rewrapped += changed
-		for _, w := range done {
-			// The new record is durable and the row points to it; the old
-			// one goes (a leftover is removed by the scrubber).
-			if err := s.sites.Delete(ctx, RecoveryName(w.ID, w.From)); err != nil {
-				s.log.WarnContext(ctx, "rewrap: old recovery record not removed", "recording", w.ID, "err", err)
-			}
-		}
+		s.dropOldRecords(ctx, done, opt.Workers)
 		if opt.Progress != nil {
 			opt.Progress(rep.Rewrapped, rep.Stale)
 		}
@@ -172,4 +166,26 @@ func (s *Service) rewrapPage(ctx context.Context, page []catalog.WrappedRef, cur
 		}
 	}
 	return done, bad
+}
+
+// dropOldRecords removes the old epoch's recovery record of each rewrapped
+// row, on workers goroutines: the new record is durable and the row points
+// to it. A leftover is removed by the scrubber as an orphan.
+func (s *Service) dropOldRecords(ctx context.Context, done []catalog.Rewrapped, workers int) {
+	next := make(chan catalog.Rewrapped)
+	var wg sync.WaitGroup
+	for range min(workers, len(done)) {
+		wg.Go(func() {
+			for w := range next {
+				if err := s.sites.Delete(ctx, RecoveryName(w.ID, w.From)); err != nil {
+					s.log.WarnContext(ctx, "rewrap: old recovery record not removed", "recording", w.ID, "err", err)
+				}
+			}
+		})
+	}
+	for _, w := range done {
+		next <- w
+	}
+	close(next)
+	wg.Wait()
 }
