@@ -30,7 +30,8 @@ go test -count=1 -timeout 8m ./...
 echo "== fuzz (short)" >&2
 for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./internal/seal FuzzReader" \
               "./internal/httpapi FuzzParseMetadata" "./internal/site FuzzValidName" \
-              "./internal/escrow FuzzParseShare"; do
+              "./internal/escrow FuzzParseShare" "./internal/audio FuzzDuration" \
+              "./internal/importer FuzzReadManifest" "./internal/importer FuzzParseMapping"; do
   set -- $target
   # A crasher is saved under testdata/fuzz and fails the retry at once (the
   # seed corpus runs first), so retrying only absorbs the fuzzing engine's

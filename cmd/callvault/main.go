@@ -34,6 +34,10 @@ Usage:
   callvault recover-catalog [--data DIR | --config FILE]   rebuild a lost catalog from the sites
   callvault scrub      [--data DIR | --config FILE] [--orphan-grace D] [--json]   verify and repair every blob copy
   callvault dispose    [--data DIR | --config FILE] [--disposal keep|dispose]   one disposal pass
+  callvault import     --from DIR --manifest FILE [--mapping FILE] (--server URL --cert F --key F --ca F | --data DIR)
+                       [--verify] [--remove-source]     migrate a legacy recording store (docs/import.md)
+  callvault import verify --from DIR (…as above) [--remove-source]   prove every file is on both sites; signed report
+  callvault import check-report --ca FILE REPORT       check a migration report's signature
   callvault tone       [--seconds N]    a synthetic test call as WAV on standard output
 
 Run "callvault COMMAND -h" for a command's flags.
@@ -77,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdScrub(ctx, args[1:], stdout, stderr)
 	case "dispose":
 		return cmdDispose(ctx, args[1:], stdout, stderr)
+	case "import":
+		return cmdImport(ctx, args[1:], stdout, stderr)
 	case "tone":
 		return cmdTone(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -13,6 +13,10 @@ const (
 	ActionPlay         Action = "play"
 	// ActionLifecycle covers legal holds and deletion decisions.
 	ActionLifecycle Action = "lifecycle"
+	// ActionVerify compares a stored recording with a digest the caller
+	// holds (a migration proving its source files are in the archive).
+	// The answer is "matches" or "differs", never audio or metadata.
+	ActionVerify Action = "verify"
 )
 
 // Purpose is the stated purpose of use of patient data (DOMAIN.md).
@@ -91,12 +95,15 @@ const (
 	ReasonCaptureProvider = "capture-own-care-provider"
 	ReasonSearch          = "search-own-care-provider"
 	ReasonRecordsOfficer  = "records-officer-own-care-provider"
+	ReasonVerify          = "capture-verify-own-care-provider"
 )
 
 // Decide applies the policy:
 //
 //   - capture systems may only add recordings, for their own care provider
-//     and a care unit registered under it;
+//     and a care unit registered under it, and verify that a recording of
+//     their own care provider matches a digest they hold (the answer is
+//     match or mismatch; another provider's recordings are concealed);
 //   - only clinicians read (search, metadata, audio), always with a purpose,
 //     never across care providers (and then the recording's existence is
 //     concealed);
@@ -131,6 +138,14 @@ func Decide(req Request) Decision {
 			return deny(ReasonUnknownUnit)
 		}
 		return Decision{Allowed: true, Reason: ReasonCaptureProvider}
+	case ActionVerify:
+		switch {
+		case !p.Has(RoleCapture):
+			return deny(ReasonRole)
+		case req.Facts.CareProvider != p.CareProvider:
+			return Decision{Reason: ReasonTenant, Conceal: true}
+		}
+		return Decision{Allowed: true, Reason: ReasonVerify}
 	case ActionSearch, ActionReadMetadata, ActionPlay:
 	default:
 		return deny(ReasonRole)

@@ -57,6 +57,12 @@ func TestDecide(t *testing.T) {
 		{"auditor cannot delete", Request{Action: ActionLifecycle, Principal: auditor, Facts: recA}, Decision{Reason: ReasonRole}},
 		{"records officer cannot play", Request{Action: ActionPlay, Principal: records, Purpose: PurposeCare, Facts: recA}, Decision{Reason: ReasonRole}},
 		{"records officer cannot search", Request{Action: ActionSearch, Principal: records, Purpose: PurposeCare}, Decision{Reason: ReasonRole}},
+		{"capture verifies own provider", Request{Action: ActionVerify, Principal: capture, Facts: recA}, Decision{Allowed: true, Reason: ReasonVerify}},
+		{"capture verifies other provider, concealed", Request{Action: ActionVerify, Principal: capture, Facts: Facts{CareProvider: other, CareUnit: "SE9999990002-VE0C"}},
+			Decision{Reason: ReasonTenant, Conceal: true}},
+		{"nurse cannot verify", Request{Action: ActionVerify, Principal: nurseA, Purpose: PurposeCare, Facts: recA}, Decision{Reason: ReasonRole}},
+		{"records officer cannot verify", Request{Action: ActionVerify, Principal: records, Facts: recA}, Decision{Reason: ReasonRole}},
+		{"admin cannot verify", Request{Action: ActionVerify, Principal: admin, Facts: recA}, Decision{Reason: ReasonRole}},
 	}
 	for _, tc := range tests {
 		if got := Decide(tc.req); got != tc.want {

@@ -68,6 +68,7 @@ type Catalog interface {
 	PendingCount(ctx context.Context) (int, error)
 	ResolvePending(ctx context.Context, recordingID, site string) error
 	NotePendingFailure(ctx context.Context, recordingID, site, reason string) error
+	BySource(ctx context.Context, careProvider string, index []byte) error
 
 	SetHold(ctx context.Context, id, reference, by string, at time.Time) (*catalog.Hold, error)
 	ReleaseHold(ctx context.Context, id string, holdID int64, by string, at time.Time) (*catalog.Hold, error)

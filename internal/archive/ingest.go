@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -22,7 +23,19 @@ const (
 	fieldCaller  = "catalog/caller-number"
 	indexPatient = "patient"
 	indexCaller  = "caller"
+	indexSource  = "source"
 )
+
+// DuplicateError is Ingest's answer to a migrated file (metadata with
+// SourceSHA256) that the care provider's archive holds already: nothing
+// new was stored, and ID is the recording that holds it.
+type DuplicateError struct {
+	ID string
+}
+
+func (e *DuplicateError) Error() string {
+	return "archive: the source file is stored already as recording " + e.ID
+}
 
 // Ingest validates meta, decides, audits, and stores the audio read from
 // audioSrc: it is probed and validated while it streams into a seal writer
@@ -35,6 +48,14 @@ const (
 // audio.ErrUnsupported, broken or truncated audio audio.ErrMalformed or
 // audio.ErrTruncated; a read error of audioSrc (e.g. a body over the size
 // limit) is returned wrapped. In every such case nothing is stored.
+//
+// Metadata with SourceSHA256 (a migration, docs/import.md) is checked
+// against the audio (a mismatch is an *InvalidError for source_sha256) and
+// stored at most once per care provider: a source the archive holds
+// already is a *DuplicateError naming the recording, one whose recording
+// was deleted by a decision a *ConflictError with reason
+// "source-deleted". Either way nothing new is stored and the audio need
+// not be read.
 func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata, audioSrc io.Reader) (string, error) {
 	id, err := recording.NewID()
 	if err != nil {
@@ -68,8 +89,18 @@ func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata,
 	if err := s.record(ctx, c, ev); err != nil {
 		return "", err
 	}
+	var sourceIndex []byte
+	if v.SourceSHA256 != "" {
+		sourceIndex = s.keys.BlindIndex(indexSource, v.SourceSHA256)
+		if err := s.cat.BySource(ctx, v.CareProvider, sourceIndex); err != nil {
+			return "", s.sourceExists(ctx, c, id, err)
+		}
+	}
 
 	rec, held, missing, err := s.store(ctx, id, v, audioSrc)
+	if err == nil {
+		rec.SourceIndex = sourceIndex
+	}
 	if err == nil {
 		err = s.recoveryRecord(ctx, rec)
 	}
@@ -82,6 +113,11 @@ func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata,
 	if err := s.cat.Insert(ctx, rec, missing); err != nil {
 		// The blobs are orphans now; the scrubber removes them. Try at once.
 		_ = s.sites.Delete(context.WithoutCancel(ctx), id)
+		var exists *catalog.SourceExistsError
+		if errors.As(err, &exists) {
+			// The same source, stored by a concurrent upload.
+			return "", s.sourceExists(ctx, c, id, err)
+		}
 		s.metrics.ingest("failed", 0)
 		return "", fmt.Errorf("%w: catalog: %w", ErrStorage, err)
 	}
@@ -98,6 +134,27 @@ func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata,
 	}
 	s.log.InfoContext(ctx, "recording stored", "recording", id, "bytes", rec.AudioBytes, "sites", len(held))
 	return id, nil
+}
+
+// sourceExists audits and answers an ingest whose source file the
+// catalog holds already (err from BySource or Insert).
+func (s *Service) sourceExists(ctx context.Context, c Caller, id string, err error) error {
+	var exists *catalog.SourceExistsError
+	if !errors.As(err, &exists) {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	reason, answer := "duplicate-source", error(&DuplicateError{ID: exists.ID})
+	if exists.Deleted {
+		reason = "source-deleted"
+		answer = &ConflictError{Reason: reason, RecordingID: exists.ID,
+			Msg: "the source file's recording was deleted by a decision; it is not stored again"}
+	}
+	s.metrics.ingest("duplicate", 0)
+	if err := s.record(ctx, c, &audit.Event{Action: "ingest.aborted", Outcome: audit.Allowed, RecordingID: id,
+		Reason: reason, Detail: "existing=" + exists.ID}); err != nil {
+		return err
+	}
+	return answer
 }
 
 func abortReason(err error) string {
@@ -155,7 +212,12 @@ func (s *Service) store(ctx context.Context, id string, v *recording.Valid, src 
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	n, err := io.Copy(sw, probed)
+	var dst io.Writer = sw
+	plain := sha256.New()
+	if v.SourceSHA256 != "" {
+		dst = io.MultiWriter(sw, plain)
+	}
+	n, err := io.Copy(dst, probed)
 	if err != nil {
 		if errors.Is(err, audio.ErrTruncated) || errors.Is(err, audio.ErrMalformed) {
 			return nil, nil, nil, fmt.Errorf("archive: audio: %w", err)
@@ -167,6 +229,9 @@ func (s *Service) store(ctx context.Context, id string, v *recording.Valid, src 
 	}
 	if err := sw.Close(); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if v.SourceSHA256 != "" && hex.EncodeToString(plain.Sum(nil)) != v.SourceSHA256 {
+		return nil, nil, nil, &InvalidError{Field: "source_sha256", Msg: "does not match the SHA-256 of the audio"}
 	}
 	held, missing, err := up.Commit()
 	if err != nil {

@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "callvault_decisions_total", Help: "Audited decisions by action and outcome.",
 		}, []string{"action", "outcome"}),
 		ingests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "callvault_ingest_total", Help: "Ingest attempts that passed the policy, by result (stored, failed).",
+			Name: "callvault_ingest_total", Help: "Ingest attempts that passed the policy, by result (stored, failed, duplicate: a migrated source file stored already).",
 		}, []string{"result"}),
 		ingestBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callvault_ingest_audio_bytes_total", Help: "Plaintext audio bytes of stored recordings.",

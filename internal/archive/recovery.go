@@ -67,13 +67,14 @@ type recoveryRow struct {
 	BlobSHA256     []byte    `json:"blob_sha256"`
 	CreatedAt      time.Time `json:"created_at"`
 	RetentionUntil time.Time `json:"retention_until"`
+	SourceIndex    []byte    `json:"source_index,omitempty"`
 }
 
 // encodeRecovery returns rec's recovery record, the row sealed under fk.
 func encodeRecovery(rec *catalog.Recording, fk *seal.FileKey) ([]byte, error) {
 	row := recoveryRow{rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, rec.Staff, rec.StartedAt, rec.EndedAt, rec.Direction,
 		rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed, rec.Format, rec.ContentType,
-		rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.CreatedAt, rec.RetentionUntil}
+		rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.CreatedAt, rec.RetentionUntil, rec.SourceIndex}
 	plain, err := json.Marshal(row)
 	if err != nil {
 		return nil, err
@@ -279,7 +280,8 @@ func (s *Service) readRecovery(ctx context.Context, st site.Store, name string) 
 		Staff: row.Staff, StartedAt: row.StartedAt, EndedAt: row.EndedAt, Direction: row.Direction, PrivacyNotice: row.PrivacyNotice,
 		PatientIndex: row.PatientIndex, PatientSealed: row.PatientSealed, CallerIndex: row.CallerIndex, CallerSealed: row.CallerSealed,
 		Format: row.Format, ContentType: row.ContentType, AudioBytes: row.AudioBytes, BlobBytes: row.BlobBytes, BlobSHA256: row.BlobSHA256,
-		KeyEpoch: h.Epoch, WrappedKey: h.Wrapped, CreatedAt: row.CreatedAt, RetentionUntil: row.RetentionUntil}, nil
+		KeyEpoch: h.Epoch, WrappedKey: h.Wrapped, CreatedAt: row.CreatedAt, RetentionUntil: row.RetentionUntil,
+		SourceIndex: row.SourceIndex}, nil
 }
 
 // recoveryNames lists the names recording id's recovery records can have,

@@ -69,6 +69,10 @@ type Recording struct {
 	// (docs/lifecycle.md). Zero only for rows catalogued before retention
 	// was recorded, until BackfillRetention sets it.
 	RetentionUntil time.Time
+	// SourceIndex is the blind index of the SHA-256 of the source file a
+	// migration imported (docs/import.md); nil for other recordings. At
+	// most one live recording of a care provider has a given SourceIndex.
+	SourceIndex []byte
 }
 
 // Pending is a blob copy a site is missing, queued for the repair loop.
@@ -129,6 +133,7 @@ var migrations = []string{
 	);`,
 	lifecycleSchema,
 	lostSchema,
+	sourceSchema,
 }
 
 // DB is the catalog. It is safe for concurrent use.
@@ -177,7 +182,9 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 // Insert stores rec and, in the same transaction, one pending-replication
 // entry per site in pendingSites (the sites that do not yet hold the blob).
 // When it returns nil, all of that is durable (synchronous=FULL); otherwise
-// nothing was stored. It returns ErrExists if the ID is taken, and an error
+// nothing was stored. It returns ErrExists if the ID is taken, a
+// *SourceExistsError if the care provider already has a recording (live or
+// deleted) with rec.SourceIndex, and an error
 // for an ID that is not a recording ID, a time outside 1678–2262, a missing
 // BlobSHA256 or WrappedKey, or a site named twice.
 func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string) error {
@@ -208,16 +215,24 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
 	}
 	defer tx.Rollback()
+	if rec.SourceIndex != nil {
+		// The transaction holds the write lock (BEGIN IMMEDIATE), so no
+		// other insert can add the same source between this and the insert.
+		if err := sourceTaken(ctx, tx, rec.CareProvider, rec.SourceIndex); err != nil {
+			return err
+		}
+	}
 	// ON CONFLICT DO NOTHING turns a taken ID into "0 rows", which is
 	// ErrExists, without depending on the driver's error types.
 	res, err := tx.ExecContext(ctx, `INSERT INTO recordings (id, call_id, care_provider, care_unit, started_at, ended_at,
 		direction, privacy_notice, patient_index, patient_sealed, caller_index, caller_sealed, format, content_type,
-		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at, retention_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at, retention_until, source_index)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, times[0], times[1],
 		rec.Direction, rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed,
-		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, times[2], times[3])
+		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, times[2], times[3],
+		rec.SourceIndex)
 	if err != nil {
 		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
 	}
@@ -252,7 +267,7 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 const selectRecordings = `SELECT r.id, r.call_id, r.care_provider, r.care_unit, r.started_at, r.ended_at,
 	r.direction, r.privacy_notice, r.patient_index, r.patient_sealed, r.caller_index, r.caller_sealed,
 	r.format, r.content_type, r.audio_bytes, r.blob_bytes, r.blob_sha256, r.key_epoch, r.wrapped_key,
-	r.created_at, r.retention_until, s.staff
+	r.created_at, r.retention_until, r.source_index, s.staff
 	FROM recordings r LEFT JOIN recording_staff s ON s.recording_id = r.id`
 
 // blob scans a BLOB column keeping NULL (nil) apart from a zero-length BLOB
@@ -285,7 +300,7 @@ func (db *DB) query(ctx context.Context, tail string, args ...any) ([]*Recording
 		if err := rows.Scan(&r.ID, &r.CallID, &r.CareProvider, &r.CareUnit, &started, &ended,
 			&r.Direction, &r.PrivacyNotice, blob{&r.PatientIndex}, blob{&r.PatientSealed}, blob{&r.CallerIndex}, blob{&r.CallerSealed},
 			&r.Format, &r.ContentType, &r.AudioBytes, &r.BlobBytes, blob{&r.BlobSHA256}, &r.KeyEpoch, blob{&r.WrappedKey},
-			&created, &retention, &staff); err != nil {
+			&created, &retention, blob{&r.SourceIndex}, &staff); err != nil {
 			return nil, err
 		}
 		if n := len(out); n > 0 && out[n-1].ID == r.ID {

@@ -503,10 +503,16 @@ func (db *DB) Shred(ctx context.Context, d *Decision, id string, objects, sites 
 	if err := deletable(ctx, tx, id, d.CareProvider); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (recording_id, care_provider, decision_id, kind, case_number,
-		registered_by, approved_by, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, d.CareProvider, d.ID, d.Kind, d.CaseNumber, d.RegisteredBy, d.ApprovedBy, at.UnixNano()); err != nil {
+	// The tombstone keeps the source index (a keyed hash of the migrated
+	// file, no personal data) so that importing the same file again is
+	// answered "deleted" instead of bringing the recording back.
+	if res, err := tx.ExecContext(ctx, `INSERT INTO tombstones (recording_id, care_provider, decision_id, kind, case_number,
+		registered_by, approved_by, deleted_at, source_index)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, source_index FROM recordings WHERE id = ?`,
+		id, d.CareProvider, d.ID, d.Kind, d.CaseNumber, d.RegisteredBy, d.ApprovedBy, at.UnixNano(), id); err != nil {
 		return fmt.Errorf("catalog: shred %s: %w", id, err)
+	} else if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("catalog: shred %s: tombstone not written (%d rows, %v)", id, n, err)
 	}
 	for _, q := range []string{
 		`DELETE FROM lost_recordings WHERE recording_id = ?`,

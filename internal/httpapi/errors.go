@@ -25,7 +25,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, archive.ErrLost):
 		writeJSONError(w, http.StatusInternalServerError, "recording damaged: no stored copy passes its integrity check; operations has been alerted", "")
 	case errors.As(err, &conflict):
-		writeJSONError(w, http.StatusConflict, conflict.Msg, "")
+		writeJSON(w, http.StatusConflict, map[string]string{"error": conflict.Msg, "reason": conflict.Reason})
 	case errors.As(err, &tooBig):
 		writeJSONError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit", "")
 	case errors.As(err, &inv):

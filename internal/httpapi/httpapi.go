@@ -77,6 +77,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/recordings", s.withCaller(s.search))
 	mux.HandleFunc("GET /v1/recordings/{id}", s.withCaller(s.metadata))
 	mux.HandleFunc("GET /v1/recordings/{id}/audio", s.withCaller(s.audio))
+	mux.HandleFunc("POST /v1/recordings/{id}/verify", s.withCaller(s.verify))
 	mux.HandleFunc("POST /v1/recordings/{id}/holds", s.withCaller(s.setHold))
 	mux.HandleFunc("GET /v1/recordings/{id}/holds", s.withCaller(s.holds))
 	mux.HandleFunc("DELETE /v1/recordings/{id}/holds/{hold}", s.withCaller(s.releaseHold))

@@ -125,3 +125,20 @@ func (s *server) approveDeletion(w http.ResponseWriter, r *http.Request, c archi
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"decision": d, "deleted": d.Recordings})
 }
+
+// verify: POST /v1/recordings/{id}/verify {"sha256": "…"} — a capture
+// system's migration proves a source file is in the archive (docs/import.md).
+func (s *server) verify(w http.ResponseWriter, r *http.Request, c archive.Caller) {
+	var body struct {
+		SHA256 string `json:"sha256"`
+	}
+	if !s.decodeBody(w, r, c, "verify", `{"sha256": "<64 hex>"}`, &body) {
+		return
+	}
+	v, err := s.arc.Verify(r.Context(), c, r.PathValue("id"), body.SHA256)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}

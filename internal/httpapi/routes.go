@@ -31,6 +31,7 @@ type wireMetadata struct {
 	EndedAt       string   `json:"ended_at"`
 	Direction     string   `json:"direction"`
 	PrivacyNotice string   `json:"privacy_notice"`
+	SourceSHA256  string   `json:"source_sha256"`
 }
 
 func parseMetadata(r io.Reader) (recording.Metadata, error) {
@@ -60,7 +61,8 @@ func parseMetadata(r io.Reader) (recording.Metadata, error) {
 		return recording.Metadata{}, &archive.InvalidError{Field: "metadata", Msg: "data after the JSON object"}
 	}
 	m := recording.Metadata{CallID: wm.CallID, CareProvider: wm.CareProvider, CareUnit: wm.CareUnit,
-		Patient: wm.Patient, CallerNumber: wm.CallerNumber, Staff: wm.Staff, Direction: wm.Direction, PrivacyNotice: wm.PrivacyNotice}
+		Patient: wm.Patient, CallerNumber: wm.CallerNumber, Staff: wm.Staff, Direction: wm.Direction, PrivacyNotice: wm.PrivacyNotice,
+		SourceSHA256: wm.SourceSHA256}
 	for _, t := range []struct {
 		field string
 		s     string
@@ -134,6 +136,15 @@ func (s *server) upload(w http.ResponseWriter, r *http.Request, c archive.Caller
 		return
 	}
 	id, err := s.arc.Ingest(r.Context(), c, meta, part)
+	var dup *archive.DuplicateError
+	if errors.As(err, &dup) {
+		// A migrated source file stored already: nothing new was stored.
+		// Read the rest of the body so the connection stays usable.
+		io.CopyN(io.Discard, r.Body, maxDrain)
+		w.Header().Set("Location", "/v1/recordings/"+dup.ID)
+		writeJSON(w, http.StatusOK, map[string]any{"id": dup.ID, "duplicate": true})
+		return
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

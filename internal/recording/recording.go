@@ -45,6 +45,10 @@ type Metadata struct {
 	EndedAt       time.Time `json:"ended_at"`
 	Direction     string    `json:"direction"`
 	PrivacyNotice string    `json:"privacy_notice,omitempty"`
+	// SourceSHA256 is set by a migration (docs/import.md): the SHA-256 of
+	// the source file, 64 lowercase hex. The archive checks it against the
+	// audio and stores a care provider's source file at most once.
+	SourceSHA256 string `json:"source_sha256,omitempty"`
 }
 
 // Valid is Metadata that passed Validate: the patient is parsed and
@@ -70,6 +74,7 @@ var (
 	e164Re   = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 	callIDRe = regexp.MustCompile(`^[\x21-\x7e]+$`)
 	idRe     = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // ValidHSAID reports whether s has the form of an HSA-ID: country code SE,
@@ -145,6 +150,9 @@ func (m Metadata) Validate(now time.Time) (*Valid, error) {
 	}
 	if len(m.PrivacyNotice) > MaxPrivacyNoticeLen || (m.PrivacyNotice != "" && !callIDRe.MatchString(m.PrivacyNotice)) {
 		return nil, &FieldError{Field: "privacy_notice", Msg: fmt.Sprintf("must be at most %d printable ASCII characters without spaces", MaxPrivacyNoticeLen)}
+	}
+	if m.SourceSHA256 != "" && !sha256Re.MatchString(m.SourceSHA256) {
+		return nil, &FieldError{Field: "source_sha256", Msg: "must be 64 lowercase hex characters"}
 	}
 	return v, nil
 }
