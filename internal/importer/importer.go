@@ -459,18 +459,13 @@ func writeRejects(ctx context.Context, j *Journal, path string) error {
 	return atomicfile.Write(path, b.Bytes())
 }
 
+// summarize counts outcomes, bytes and reject reasons in the journal
+// (aggregated by the database: a journal of millions of files is never
+// held in memory).
 func summarize(ctx context.Context, j *Journal, rows int) (*Summary, error) {
-	es, err := j.Entries(ctx)
-	if err != nil {
-		return nil, err
-	}
 	s := &Summary{Rows: rows, Outcomes: map[string]int{}, Bytes: map[string]int64{}, Reasons: map[string]int{}}
-	for _, e := range es {
-		s.Outcomes[e.Outcome]++
-		s.Bytes[e.Outcome] += e.Size
-		if e.Outcome == OutcomeRejected || e.Outcome == OutcomeUnlisted {
-			s.Reasons[e.Reason]++
-		}
+	if err := j.Counts(ctx, s.Outcomes, s.Bytes, s.Reasons); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -273,3 +273,40 @@ func (j *Journal) Runs(ctx context.Context) ([]RunRecord, error) {
 	}
 	return out, rows.Err()
 }
+
+// Counts adds, per outcome, the number of files and their bytes, and per
+// reason the number of rejected and unlisted files.
+func (j *Journal) Counts(ctx context.Context, files map[string]int, bytes map[string]int64, reasons map[string]int) error {
+	rows, err := j.db.QueryContext(ctx, `SELECT outcome, COUNT(*), COALESCE(SUM(size), 0) FROM files GROUP BY outcome`)
+	if err != nil {
+		return fmt.Errorf("importer: journal: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var o string
+		var n int
+		var b int64
+		if err := rows.Scan(&o, &n, &b); err != nil {
+			return fmt.Errorf("importer: journal: %w", err)
+		}
+		files[o] += n
+		bytes[o] += b
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("importer: journal: %w", err)
+	}
+	rr, err := j.db.QueryContext(ctx, `SELECT reason, COUNT(*) FROM files WHERE outcome IN (?, ?) GROUP BY reason`, OutcomeRejected, OutcomeUnlisted)
+	if err != nil {
+		return fmt.Errorf("importer: journal: %w", err)
+	}
+	defer rr.Close()
+	for rr.Next() {
+		var r string
+		var n int
+		if err := rr.Scan(&r, &n); err != nil {
+			return fmt.Errorf("importer: journal: %w", err)
+		}
+		reasons[r] += n
+	}
+	return rr.Err()
+}
