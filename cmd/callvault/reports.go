@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -144,15 +143,11 @@ func runReport(ctx context.Context, cfg *config.Config, cmd string, a *reportArg
 		}
 		actor := auditreport.Actor{User: a.user, CertFingerprint: a.clientCert}
 		if a.address != "" {
-			p, err := netip.ParsePrefix(a.address)
+			p, err := auditreport.ParseAddress(a.address)
 			if err != nil {
-				addr, aerr := netip.ParseAddr(a.address)
-				if aerr != nil {
-					return errors.New("audit incident: --address must be an IP address or a CIDR prefix")
-				}
-				p = netip.PrefixFrom(addr, addr.BitLen())
+				return errors.New("audit incident: --address must be an IP address or a CIDR prefix")
 			}
-			actor.Address = p.Masked()
+			actor.Address = p
 		}
 		r, err := st.arc.AuditIncident(ctx, c, since, until, actor)
 		if err != nil {

@@ -78,6 +78,7 @@ type Catalog interface {
 	Decision(ctx context.Context, id int64) (*catalog.Decision, error)
 	ApproveDeletion(ctx context.Context, id int64, approver string, at time.Time) (*catalog.Decision, error)
 	Approved(ctx context.Context) ([]*catalog.Decision, error)
+	Decisions(ctx context.Context, careProvider, state string, limit int) ([]*catalog.Decision, error)
 	Shred(ctx context.Context, d *catalog.Decision, id string, objects, sites []string, at time.Time) error
 	FinishDecision(ctx context.Context, id int64) (bool, error)
 	Checkpoint(ctx context.Context) error

@@ -66,11 +66,23 @@ func (s *Service) purpose(a Access) (access.Purpose, error) {
 	return p, nil
 }
 
+// SearchResult is what a search finds.
+type SearchResult struct {
+	Hits []Summary
+	// NeedEmergency counts the recordings, not in Hits, that the caller
+	// would see by emergency access (another care unit's, or past a block
+	// against their unit). Only their number is told, so that a clinician
+	// knows that emergency access would find more; without an emergency
+	// reason nothing else about them is shown.
+	NeedEmergency int
+}
+
 // Search lists the recordings of one patient that the caller may see in
 // their care provider. Hits from other care units appear only with an
-// emergency reason (and are then flagged). The search itself is audited
-// with the patient and the number of hits before the list is returned.
-func (s *Service) Search(ctx context.Context, c Caller, a Access, q Query) ([]Summary, error) {
+// emergency reason (and are then flagged); without one, only their number
+// is returned. The search itself is audited with the patient and the
+// numbers before the result is returned.
+func (s *Service) Search(ctx context.Context, c Caller, a Access, q Query) (*SearchResult, error) {
 	ev := &audit.Event{Action: string(access.ActionSearch), Purpose: a.Purpose, EmergencyReason: a.EmergencyReason}
 	purpose, err := s.purpose(a)
 	if err != nil {
@@ -98,11 +110,14 @@ func (s *Service) Search(ctx context.Context, c Caller, a Access, q Query) ([]Su
 		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	out := []Summary{}
-	emergencyHits := 0
+	emergencyHits, needEmergency := 0, 0
 	for _, r := range recs {
 		rd := access.Decide(access.Request{Action: access.ActionReadMetadata, Principal: c.Principal, Purpose: purpose,
 			EmergencyReason: a.EmergencyReason, Facts: access.Facts{CareProvider: r.CareProvider, CareUnit: r.CareUnit, Staff: r.Staff, BlockedForUnit: blocked}})
 		if !rd.Allowed {
+			if rd.Reason == access.ReasonOtherUnit || rd.Reason == access.ReasonBlocked {
+				needEmergency++
+			}
 			continue
 		}
 		sum := summaryOf(r)
@@ -114,11 +129,11 @@ func (s *Service) Search(ctx context.Context, c Caller, a Access, q Query) ([]Su
 	}
 	ev.Outcome = audit.Allowed
 	ev.Flagged = emergencyHits > 0
-	ev.Detail = fmt.Sprintf("hits=%d emergency_hits=%d", len(out), emergencyHits)
+	ev.Detail = fmt.Sprintf("hits=%d emergency_hits=%d need_emergency=%d", len(out), emergencyHits, needEmergency)
 	if err := s.record(ctx, c, ev); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &SearchResult{Hits: out, NeedEmergency: needEmergency}, nil
 }
 
 // authorizeRecording loads recording id, decides action for the caller and

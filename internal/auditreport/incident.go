@@ -405,3 +405,17 @@ func (a Actor) describe() string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// ParseAddress parses an actor's address as given by a reviewer: a CIDR
+// prefix (masked), or a single address as a /32 or /128.
+func ParseAddress(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -446,22 +446,34 @@ func (db *DB) ApproveDeletion(ctx context.Context, id int64, approver string, at
 // Approved returns the decisions approved but not yet fully executed (for
 // example interrupted by a crash), oldest first.
 func (db *DB) Approved(ctx context.Context) ([]*Decision, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT id FROM deletion_decisions WHERE state = ? ORDER BY id`, StateApproved)
+	return db.decisions(ctx, `SELECT id FROM deletion_decisions WHERE state = ? ORDER BY id`, StateApproved)
+}
+
+// Decisions returns up to limit of careProvider's decisions in state,
+// newest first.
+func (db *DB) Decisions(ctx context.Context, careProvider, state string, limit int) ([]*Decision, error) {
+	return db.decisions(ctx, `SELECT id FROM deletion_decisions WHERE care_provider = ? AND state = ? ORDER BY id DESC LIMIT ?`,
+		careProvider, state, limit)
+}
+
+// decisions loads the decisions whose IDs query selects, in its order.
+func (db *DB) decisions(ctx context.Context, query string, args ...any) ([]*Decision, error) {
+	rows, err := db.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: approved decisions: %w", err)
+		return nil, fmt.Errorf("catalog: decisions: %w", err)
 	}
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("catalog: approved decisions: %w", err)
+			return nil, fmt.Errorf("catalog: decisions: %w", err)
 		}
 		ids = append(ids, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("catalog: approved decisions: %w", err)
+		return nil, fmt.Errorf("catalog: decisions: %w", err)
 	}
 	var out []*Decision
 	for _, id := range ids {

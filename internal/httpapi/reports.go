@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -148,7 +147,7 @@ func (s *server) incident(w http.ResponseWriter, r *http.Request, c archive.Call
 	q := r.URL.Query()
 	actor := auditreport.Actor{User: q.Get("user"), CertFingerprint: q.Get("client_cert")}
 	if a := q.Get("address"); a != "" {
-		p, err := parseAddress(a)
+		p, err := auditreport.ParseAddress(a)
 		if err != nil {
 			s.reject(w, r, c, "audit.incident", "address", http.StatusBadRequest, "address must be an IP address or a CIDR prefix")
 			return
@@ -161,17 +160,4 @@ func (s *server) incident(w http.ResponseWriter, r *http.Request, c archive.Call
 		return
 	}
 	writeReport(w, rep, format, "incident", nil, rep.WriteText)
-}
-
-// parseAddress parses a CIDR prefix or a single address (as a /32 or /128).
-func parseAddress(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

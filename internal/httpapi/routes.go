@@ -198,12 +198,12 @@ func (s *server) search(w http.ResponseWriter, r *http.Request, c archive.Caller
 			*t.dst = tv
 		}
 	}
-	hits, err := s.arc.Search(r.Context(), c, accessOf(r), query)
+	res, err := s.arc.Search(r.Context(), c, accessOf(r), query)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recordings": hits})
+	writeJSON(w, http.StatusOK, map[string]any{"recordings": res.Hits, "need_emergency_access": res.NeedEmergency})
 }
 
 // metadata: GET /v1/recordings/{id}
