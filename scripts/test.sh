@@ -5,14 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "test.sh: installing ${need_apt[*]}" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+source scripts/deps.sh
 
 echo "== gofmt" >&2
 unformatted=$(gofmt -l $(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go'))
@@ -31,7 +24,8 @@ echo "== fuzz (short)" >&2
 for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./internal/seal FuzzReader" \
               "./internal/httpapi FuzzParseMetadata" "./internal/site FuzzValidName" \
               "./internal/escrow FuzzParseShare" "./internal/audio FuzzDuration" \
-              "./internal/importer FuzzReadManifest" "./internal/importer FuzzParseMapping"; do
+              "./internal/importer FuzzReadManifest" "./internal/importer FuzzParseMapping" \
+              "./internal/webui FuzzOpen"; do
   set -- $target
   # A crasher is saved under testdata/fuzz and fails the retry at once (the
   # seed corpus runs first), so retrying only absorbs the fuzzing engine's

@@ -288,6 +288,8 @@ callvault dev setup in %s (development only: throw-away keys and certificates)
 
 Client certificates (and .p12 bundles for browsers, password %q) are in %s.
 
+Staff web pages: https://%s/ (import nurse.p12, or auditor, records, admin, nurse-b, into a browser)
+
 Search a (synthetic, test) patient's calls as the unit-A nurse:
   %s -H 'X-Purpose: care' 'https://%s/v1/recordings?patient=%s'
 
@@ -310,7 +312,7 @@ Read and verify every stored copy on both sites, repairing what is damaged:
   %s scrub --data %s
 
 Status and metrics:  %s status --data %s   ·   curl http://%s/metrics
-`, s.cfg.DataDir, devP12Password, d,
+`, s.cfg.DataDir, devP12Password, d, addr,
 		curl("nurse"), addr, s.samplePNR,
 		curl("nurse"), addr,
 		exe, curl("capture"), s.sampleMD, addr,

@@ -19,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"callvault/internal/access"
 	"callvault/internal/audit"
 	"callvault/internal/config"
 	"callvault/internal/httpapi"
+	"callvault/internal/webui"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -37,6 +39,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpInterval := fs.Duration("checkpoint-interval", 0, "cut an audit checkpoint at least this often (default 60s)")
 	cpEntries := fs.Int64("checkpoint-entries", 0, "cut an audit checkpoint after this many entries (default 1000)")
 	scrubEvery := fs.Duration("scrub-interval", 0, "time between scrub passes (default 24h)")
+	webIdle := fs.Duration("web-idle-timeout", 0, "end a web page session after this long without a request (default 15m)")
 	disposal := fs.String("disposal", "", `after retention ends: "keep" or "dispose" (overrides the config)`)
 	var outboxes stringList
 	fs.Var(&outboxes, "witness-outbox", "directory or https:// URL that receives every audit checkpoint (repeatable; adds to the config's)")
@@ -79,6 +82,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *disposal != "" {
 		cfg.Retention.Disposal = *disposal
+	}
+	if *webIdle != 0 {
+		cfg.WebIdleTimeout = config.Duration(*webIdle)
 	}
 	if err := cfg.Check(); err != nil {
 		return err
@@ -144,8 +150,25 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		apiLn.Close()
 		return fmt.Errorf("ops listener: %w", err)
 	}
+	// One listener: the API under /v1/, the staff pages everywhere else.
+	pages, err := webui.New(webui.Config{Archive: st.arc, Names: st.dir, Logger: logger,
+		// The session key is derived from the keyring, so every replica
+		// opens every other's session cookies and audio links.
+		SessionKey:  st.keys.BlindIndex("web-session-key", "v1"),
+		IdleTimeout: time.Duration(cfg.WebIdleTimeout),
+		Principal: func(r *http.Request) (*access.Principal, error) {
+			return st.dir.Principal(r.Context(), r.TLS.PeerCertificates[0])
+		}})
+	if err != nil {
+		apiLn.Close()
+		opsLn.Close()
+		return fmt.Errorf("web pages: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", httpapi.NewHandler(httpapi.Config{Archive: st.arc, Auth: st.dir, MaxUploadBytes: cfg.MaxUploadBytes, Logger: logger}))
+	mux.Handle("/", pages)
 	api := &http.Server{
-		Handler:           httpapi.NewHandler(httpapi.Config{Archive: st.arc, Auth: st.dir, MaxUploadBytes: cfg.MaxUploadBytes, Logger: logger}),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          log.New(slogWriter{logger}, "", 0),

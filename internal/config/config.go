@@ -61,6 +61,9 @@ type Config struct {
 	Audit Audit `json:"audit"`
 	// Retention configures how long recordings are kept (docs/lifecycle.md).
 	Retention Retention `json:"retention"`
+	// WebIdleTimeout ends a staff web page session after this long without
+	// a request (docs/webui.md). If unset, 15m; at most 8h.
+	WebIdleTimeout Duration `json:"web_idle_timeout"`
 	// Dev marks the throw-away development setup (dev PKI in DataDir/dev).
 	Dev bool `json:"-"`
 }
@@ -285,6 +288,9 @@ func (c *Config) Check() error {
 	}
 	if c.ScrubInterval < 0 || c.OrphanGrace < 0 {
 		errs = append(errs, errors.New("scrub_interval and orphan_grace must be positive"))
+	}
+	if c.WebIdleTimeout < 0 || time.Duration(c.WebIdleTimeout) > 8*time.Hour {
+		errs = append(errs, errors.New("web_idle_timeout must be between 0 (the default, 15m) and 8h"))
 	}
 	if c.Retention.Years < MinRetentionYears {
 		errs = append(errs, fmt.Errorf("retention.years %d is below the %d years medical records must be kept", c.Retention.Years, MinRetentionYears))
