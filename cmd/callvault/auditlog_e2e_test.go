@@ -263,7 +263,9 @@ func TestAuditUnavailableFailsClosed(t *testing.T) {
 	}
 	id := r.json(t)["id"].(string)
 
-	db, err := sql.Open("sqlite", filepath.Join(dataDir, "catalog.db"))
+	// The busy timeout lets the lock wait for a write the server happens
+	// to be making (its repair loop, a checkpoint) instead of failing.
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "catalog.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

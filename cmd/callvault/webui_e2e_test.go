@@ -168,7 +168,7 @@ func TestWebUISafety(t *testing.T) {
 	}
 	// nurse-b cannot use the nurse's hit.
 	wantStatus(t, "another session's hit", nurseB.post("/lyssna/start", url.Values{"csrf": {nurseB.csrf()}, "traff": {hit}, "syfte": {"care"}}),
-		400, "Sök igen")
+		403, "Sök igen")
 	r = nurse.post("/lyssna/start", url.Values{"csrf": {token}, "traff": {hit}, "syfte": {"care"}})
 	wantStatus(t, "listen", r, 200, `<audio id="ljud"`)
 	src := regexp.MustCompile(`src="(/ljud/[^"]+)"`).FindStringSubmatch(string(r.body))
@@ -182,8 +182,26 @@ func TestWebUISafety(t *testing.T) {
 			len(a.body), a.header.Get("Cache-Control"), a.header.Get("Content-Type"))
 	}
 	wantStatus(t, "the audio link in another session", nurseB.get(src[1], "Range", "bytes=0-99"), 403, "Ljudlänken gäller inte")
-	if n := countEvents(t, dataDir, "play", hsaNurseB); n != 0 {
-		t.Errorf("nurse-b's refused audio link audited as %d plays, want 0 (refused before the archive)", n)
+	// Every refusal is audited, as refused input: the nurse's two forms
+	// without a valid token, two cross-origin posts and the oversized form
+	// (413 is not audited: the body was never read); nurse-b's stolen
+	// cookie, borrowed hit and borrowed audio link.
+	refused := map[string]int{}
+	for _, e := range auditEvents(t, dataDir) {
+		if e["Outcome"] == "denied" && e["Reason"] == "invalid-input" {
+			refused[e["User"].(string)+" "+e["Action"].(string)+" "+e["Detail"].(string)]++
+		}
+	}
+	for k, want := range map[string]int{
+		hsaNurseA + " web.form field=csrf": 2, hsaNurseA + " web.form field=origin": 2,
+		hsaNurseB + " web.form field=csrf": 1, hsaNurseB + " read-metadata field=hit": 1, hsaNurseB + " play field=link": 1,
+	} {
+		if refused[k] != want {
+			t.Errorf("audited refusals %q: %d, want %d (all: %v)", k, refused[k], want, refused)
+		}
+	}
+	if n := countEvents(t, dataDir, "play", hsaNurseB); n != 1 {
+		t.Errorf("nurse-b's play events: %d, want 1 (the refused link)", n)
 	}
 
 	// Pages of other roles are refused; the admin view is audited.

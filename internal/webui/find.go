@@ -197,7 +197,7 @@ func (h *Handler) listenView(t hit, tok string) *listenView {
 func (h *Handler) listenStep(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	t, tok, ok := h.openHit(r, rc)
 	if !ok {
-		h.fail(w, r, rc, http.StatusBadRequest, "Valet hör inte till en sökning i den här sessionen. Sök igen.")
+		h.refuse(w, r, rc, string(access.ActionReadMetadata), "hit", "Valet hör inte till en sökning i den här sessionen. Sök igen.")
 		return
 	}
 	h.render(w, r, rc, http.StatusOK, "listen", "Lyssna", h.listenView(t, tok))
@@ -224,7 +224,7 @@ const grantLifetime = 4 * time.Hour
 func (h *Handler) listen(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	t, tok, ok := h.openHit(r, rc)
 	if !ok {
-		h.fail(w, r, rc, http.StatusBadRequest, "Valet hör inte till en sökning i den här sessionen. Sök igen.")
+		h.refuse(w, r, rc, string(access.ActionReadMetadata), "hit", "Valet hör inte till en sökning i den här sessionen. Sök igen.")
 		return
 	}
 	v := h.listenView(t, tok)
@@ -273,7 +273,7 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 func (h *Handler) audio(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	var g grant
 	if h.tok.open("audio", r.PathValue("token"), &g) != nil || g.SID != rc.session.ID || g.FP != rc.session.FP || h.now().Unix() > g.Exp {
-		h.fail(w, r, rc, http.StatusForbidden, "Ljudlänken gäller inte längre. Välj samtalet på nytt.")
+		h.refuse(w, r, rc, string(access.ActionPlay), "link", "Ljudlänken gäller inte längre. Välj samtalet på nytt.")
 		return
 	}
 	detail := "range=full"

@@ -139,6 +139,9 @@ func New(cfg Config) (*Handler, error) {
 	// Cross-origin state changes are refused by the browser's own
 	// Sec-Fetch-Site / Origin headers before the CSRF token is looked at.
 	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(h.page(func(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+		h.refuse(w, r, rc, "web.form", "origin", "Begäran kom från en annan webbplats och togs inte emot.")
+	}))
 	h.root = cop.Handler(mux)
 	return h, nil
 }
@@ -241,7 +244,7 @@ func (h *Handler) page(fn pageFunc) http.HandlerFunc {
 			}
 			if err != nil || !valid ||
 				subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(rc.csrf)) != 1 {
-				h.fail(w, r, rc, http.StatusForbidden, "Formuläret kunde inte tas emot (säkerhetskontrollen stämde inte). Ladda om sidan och försök igen.")
+				h.refuse(w, r, rc, "web.form", "csrf", "Formuläret kunde inte tas emot (säkerhetskontrollen stämde inte). Ladda om sidan och försök igen.")
 				return
 			}
 		}
@@ -331,6 +334,17 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rc *reqCtx, sta
 func (h *Handler) displayNames(ctx context.Context, p *access.Principal) (string, string) {
 	n := h.lookupNames(ctx)
 	return n.user(p.HSAID), n.unit(p.CareUnit)
+}
+
+// refuse records a refused request in the audit log (as the API does with
+// malformed input: every answered request is there), then answers 403
+// with msg. field names what was wrong, never its value.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, rc *reqCtx, action, field, msg string) {
+	if err := h.arc.RejectInput(r.Context(), rc.caller, action, field); err != nil {
+		h.archiveError(w, r, rc, err)
+		return
+	}
+	h.fail(w, r, rc, http.StatusForbidden, msg)
 }
 
 // fail renders the error page with msg.
