@@ -219,7 +219,19 @@ func registerDev(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 	}
+	for aor, id := range devAORs {
+		if err := dir.AddAOR(ctx, aor, id); err != nil && !errors.Is(err, access.ErrExists) {
+			return err
+		}
+	}
 	return nil
+}
+
+// devAORs are the nurses' SIP addresses of record in the dev directory,
+// so a recorded call's agent is known (docs/siprec.md).
+var devAORs = map[string]string{
+	"sip:sjukskoterska.a@1177.example.se": "SE9999990001-N0A1",
+	"sip:sjukskoterska.b@1177.example.se": "SE9999990001-N0B1",
 }
 
 func sampleMetadata(callID, patient string, unit string, staff string, start time.Time, d time.Duration) recording.Metadata {

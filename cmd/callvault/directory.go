@@ -23,6 +23,7 @@ const directoryUsage = `callvault directory [--data DIR | --config FILE] COMMAND
   list                                              users, systems and units
   add-unit  --hsa-id ID --care-provider ID --name NAME
   add       --hsa-id ID --care-provider ID --care-unit ID --roles R[,R] [--name NAME]
+  add-aor   --aor sip:USER@HOST --hsa-id ID   (a staff member's SIP address, for recorded calls)
   disable   --hsa-id ID          (refused at once on every request)
   enable    --hsa-id ID
   block     --patient PNR --care-unit ID    (the patient's spärr against a unit)
@@ -67,6 +68,7 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	name := sub.String("name", "", "display name")
 	roles := sub.String("roles", "", "comma-separated roles")
 	patient := sub.String("patient", "", "personnummer or samordningsnummer")
+	aor := sub.String("aor", "", "SIP address of record (sip:, sips: or tel: URI)")
 	if err := sub.Parse(fs.Args()[1:]); err != nil {
 		return err
 	}
@@ -129,6 +131,12 @@ func cmdDirectory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 		return dir.Add(ctx, access.Entry{HSAID: *hsa, DisplayName: *name, CareProvider: *provider, CareUnit: *unit, Roles: rs})
+	case "add-aor":
+		// The AOR itself may carry a name; the log keeps only the HSA-ID.
+		if err := audited("hsa_id="+*hsa, ""); err != nil {
+			return err
+		}
+		return dir.AddAOR(ctx, *aor, *hsa)
 	case "disable", "enable":
 		if err := audited("hsa_id="+*hsa, ""); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,6 +44,15 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			state = "UNAVAILABLE: " + site.Error
 		}
 		fmt.Fprintf(stdout, "site %-3s (%s):        %s\n", site.Name, site.Jurisdiction, state)
+	}
+	c := s.Capture
+	fmt.Fprintf(stdout, "capture sessions:     accepted %d = stored %d + incomplete %d + cancelled %d + failed %d + active %d\n",
+		c.Accepted, c.Stored, c.Incomplete, c.Cancelled, c.Failed, c.Active)
+	for _, a := range c.Recording {
+		fmt.Fprintf(stdout, "recording now:        unit %s since %s\n", a.CareUnit, a.StartedAt.Format(time.RFC3339))
+	}
+	if c.Failed > 0 {
+		fmt.Fprintf(stdout, "ALERT: %d capture sessions ended without a stored recording; see the log review (capture-lost)\n", c.Failed)
 	}
 	if s.ReplicationPending > 0 {
 		fmt.Fprintln(stdout, "ALERT: recordings are held by one site only; repair runs while serve is up")

@@ -48,6 +48,13 @@ var directoryMigrations = []string{
 		patient_index BLOB PRIMARY KEY,
 		created_at INTEGER NOT NULL
 	);`,
+	// v3: SIP addresses of record of staff, so that a recorded call's
+	// agent (docs/siprec.md) is known by HSA-ID.
+	`CREATE TABLE aors (
+		aor TEXT PRIMARY KEY,
+		hsa_id TEXT NOT NULL REFERENCES principals(hsa_id),
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 // ErrExists is returned when adding a unit or principal that is already registered.
@@ -318,4 +325,66 @@ func (d *Directory) Protected(ctx context.Context, patientIndex []byte) (bool, e
 
 func isConstraint(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "constraint failed")
+}
+
+// NormalizeAOR returns the comparable form of a SIP address of record:
+// scheme and host lower-cased, URI parameters, headers and a display name's
+// angle brackets dropped ("<sip:Nurse@Example.SE;transport=tls>" →
+// "sip:Nurse@example.se"). The user part keeps its case, as RFC 3261 asks.
+func NormalizeAOR(aor string) string {
+	s := strings.TrimSpace(aor)
+	if i := strings.IndexByte(s, '<'); i >= 0 {
+		s = s[i+1:]
+		if j := strings.IndexByte(s, '>'); j >= 0 {
+			s = s[:j]
+		}
+	}
+	if i := strings.IndexAny(s, ";?"); i >= 0 {
+		s = s[:i]
+	}
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return s
+	}
+	user, host, hasUser := strings.Cut(rest, "@")
+	if !hasUser {
+		return strings.ToLower(scheme) + ":" + strings.ToLower(rest)
+	}
+	return strings.ToLower(scheme) + ":" + user + "@" + strings.ToLower(host)
+}
+
+// AddAOR registers aor (normalized by NormalizeAOR) as the SIP address of
+// record of the principal hsaID, who must be registered. An AOR already
+// registered is ErrExists.
+func (d *Directory) AddAOR(ctx context.Context, aor, hsaID string) error {
+	n := NormalizeAOR(aor)
+	if !strings.HasPrefix(n, "sip:") && !strings.HasPrefix(n, "sips:") && !strings.HasPrefix(n, "tel:") {
+		return fmt.Errorf("access: add aor: not a sip:, sips: or tel: URI")
+	}
+	if _, err := d.Lookup(ctx, hsaID); err != nil {
+		return err
+	}
+	_, err := d.db.ExecContext(ctx, `INSERT INTO aors (aor, hsa_id, created_at) VALUES (?, ?, ?)`, n, hsaID, time.Now().UnixNano())
+	if isConstraint(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("access: add aor: %w", err)
+	}
+	return nil
+}
+
+// ByAOR returns the HSA-ID of the enabled principal whose address of record
+// is aor (compared after NormalizeAOR), or ErrNotFound.
+func (d *Directory) ByAOR(ctx context.Context, aor string) (string, error) {
+	var id string
+	err := d.db.QueryRowContext(ctx, `SELECT a.hsa_id FROM aors a JOIN principals p ON p.hsa_id = a.hsa_id
+		WHERE a.aor = ? AND p.disabled = 0`, NormalizeAOR(aor)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("access: aor lookup: %w", err)
+	}
+	return id, nil
 }

@@ -98,6 +98,13 @@ type Catalog interface {
 	Stale(ctx context.Context, current int, after string, limit int) ([]catalog.WrappedRef, error)
 	UpdateWrapped(ctx context.Context, ws []catalog.Rewrapped) (int, error)
 	EpochCounts(ctx context.Context) (map[int]int, error)
+
+	BeginCapture(ctx context.Context, cs *catalog.CaptureSession) error
+	EndCapture(ctx context.Context, id, state, detail string, at time.Time) error
+	CaptureSessions(ctx context.Context, state string, limit int) ([]*catalog.CaptureSession, error)
+	CaptureCounts(ctx context.Context) (map[string]int, error)
+	ByCallID(ctx context.Context, careProvider, callID string) ([]string, error)
+	LinkPatient(ctx context.Context, id string, index, sealed []byte, by string, at time.Time) (*catalog.PatientLink, error)
 }
 
 // Directory is what the archive needs of the directory.

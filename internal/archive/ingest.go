@@ -61,6 +61,12 @@ func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata,
 	if err != nil {
 		return "", err
 	}
+	return s.ingest(ctx, c, id, meta, audioSrc, nil)
+}
+
+// ingest is Ingest under a given recording ID; capture, if not nil, marks
+// the recording's completeness and carries its capture statistics.
+func (s *Service) ingest(ctx context.Context, c Caller, id string, meta recording.Metadata, audioSrc io.Reader, capture *Capture) (string, error) {
 	ev := &audit.Event{Action: string(access.ActionIngest), RecordingID: id}
 	v, err := meta.Validate(s.now())
 	if err != nil {
@@ -100,6 +106,9 @@ func (s *Service) Ingest(ctx context.Context, c Caller, meta recording.Metadata,
 	rec, held, missing, err := s.store(ctx, id, v, audioSrc)
 	if err == nil {
 		rec.SourceIndex = sourceIndex
+		if capture != nil {
+			rec.Incomplete, rec.CaptureStats = capture.Incomplete, capture.Stats
+		}
 	}
 	if err == nil {
 		err = s.recoveryRecord(ctx, rec)

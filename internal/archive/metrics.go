@@ -22,6 +22,7 @@ type Metrics struct {
 	scrubBytes  prometheus.Counter
 	scrubLast   prometheus.Gauge
 	lost        prometheus.Gauge
+	captures    *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -59,7 +60,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.scrubBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "callvault_scrub_bytes_total", Help: "Bytes of blob copies read and verified by scrub passes."})
 	m.scrubLast = prometheus.NewGauge(prometheus.GaugeOpts{Name: "callvault_scrub_last_completed_seconds", Help: "Unix time of the last completed scrub pass."})
 	m.lost = prometheus.NewGauge(prometheus.GaugeOpts{Name: "callvault_recordings_lost", Help: "Recordings with no stored copy that passes its integrity check (not served)."})
-	reg.MustRegister(m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs, m.deletions,
+	m.captures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callvault_capture_sessions_total",
+		Help: "Live capture sessions by outcome: accepted when they begin; stored, incomplete, cancelled or failed (nothing stored: an alert) when they end.",
+	}, []string{"outcome"})
+	for _, o := range []string{"accepted", "stored", "incomplete", "cancelled", "failed"} {
+		m.captures.WithLabelValues(o)
+	}
+	reg.MustRegister(m.captures, m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs, m.deletions,
 		m.scrubCopies, m.scrubBytes, m.scrubLast, m.lost)
 	return m
 }
@@ -135,4 +143,11 @@ func (m *Metrics) setLost(n int) {
 	if m != nil {
 		m.lost.Set(float64(n))
 	}
+}
+
+func (m *Metrics) capture(outcome string) {
+	if m == nil {
+		return
+	}
+	m.captures.WithLabelValues(outcome).Inc()
 }

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -44,6 +45,11 @@ type Details struct {
 	PrivacyNotice string `json:"privacy_notice,omitempty"`
 	ContentType   string `json:"content_type"`
 	AudioBytes    int64  `json:"audio_bytes"`
+	// Incomplete: the capture failed mid-call and this is what was saved.
+	Incomplete bool `json:"incomplete,omitempty"`
+	// CaptureStats is a live capture's account of the media (per stream:
+	// packets, loss, jitter, gaps); absent for uploads.
+	CaptureStats json.RawMessage `json:"capture_stats,omitempty"`
 }
 
 // PatientIndex returns the blind index under which the catalog, the audit
@@ -207,7 +213,10 @@ func (s *Service) Get(ctx context.Context, c Caller, a Access, id string) (*Deta
 		return nil, err
 	}
 	d := &Details{Summary: summaryOf(rec), CareProvider: rec.CareProvider, PrivacyNotice: rec.PrivacyNotice,
-		ContentType: rec.ContentType, AudioBytes: rec.AudioBytes}
+		ContentType: rec.ContentType, AudioBytes: rec.AudioBytes, Incomplete: rec.Incomplete}
+	if rec.CaptureStats != "" {
+		d.CaptureStats = json.RawMessage(rec.CaptureStats)
+	}
 	d.Emergency = c.Principal.CareUnit != rec.CareUnit && a.EmergencyReason != ""
 	if rec.PatientSealed != nil {
 		p, err := fk.OpenField(fieldPatient, rec.PatientSealed)

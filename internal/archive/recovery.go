@@ -68,13 +68,16 @@ type recoveryRow struct {
 	CreatedAt      time.Time `json:"created_at"`
 	RetentionUntil time.Time `json:"retention_until"`
 	SourceIndex    []byte    `json:"source_index,omitempty"`
+	Incomplete     bool      `json:"incomplete,omitempty"`
+	CaptureStats   string    `json:"capture_stats,omitempty"`
 }
 
 // encodeRecovery returns rec's recovery record, the row sealed under fk.
 func encodeRecovery(rec *catalog.Recording, fk *seal.FileKey) ([]byte, error) {
 	row := recoveryRow{rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, rec.Staff, rec.StartedAt, rec.EndedAt, rec.Direction,
 		rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed, rec.Format, rec.ContentType,
-		rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.CreatedAt, rec.RetentionUntil, rec.SourceIndex}
+		rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.CreatedAt, rec.RetentionUntil, rec.SourceIndex,
+		rec.Incomplete, rec.CaptureStats}
 	plain, err := json.Marshal(row)
 	if err != nil {
 		return nil, err
@@ -281,7 +284,7 @@ func (s *Service) readRecovery(ctx context.Context, st site.Store, name string) 
 		PatientIndex: row.PatientIndex, PatientSealed: row.PatientSealed, CallerIndex: row.CallerIndex, CallerSealed: row.CallerSealed,
 		Format: row.Format, ContentType: row.ContentType, AudioBytes: row.AudioBytes, BlobBytes: row.BlobBytes, BlobSHA256: row.BlobSHA256,
 		KeyEpoch: h.Epoch, WrappedKey: h.Wrapped, CreatedAt: row.CreatedAt, RetentionUntil: row.RetentionUntil,
-		SourceIndex: row.SourceIndex}, nil
+		SourceIndex: row.SourceIndex, Incomplete: row.Incomplete, CaptureStats: row.CaptureStats}, nil
 }
 
 // recoveryNames lists the names recording id's recovery records can have,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"callvault/internal/catalog"
 )
 
 // RepairPending tries once to copy every queued missing blob to the site
@@ -81,9 +83,31 @@ type SiteStatus struct {
 
 // Status is the archive's operational state, without personal data.
 type Status struct {
-	Recordings         int          `json:"recordings"`
-	ReplicationPending int          `json:"replication_pending"`
-	Sites              []SiteStatus `json:"sites"`
+	Recordings         int           `json:"recordings"`
+	ReplicationPending int           `json:"replication_pending"`
+	Sites              []SiteStatus  `json:"sites"`
+	Capture            CaptureStatus `json:"capture"`
+}
+
+// CaptureStatus counts live capture sessions (docs/siprec.md): every
+// accepted session ends stored, incomplete, cancelled (never answered) or
+// failed (nothing stored: an alert). Accepted = Active + the four others.
+type CaptureStatus struct {
+	Accepted   int `json:"accepted"`
+	Active     int `json:"active"`
+	Stored     int `json:"stored"`
+	Incomplete int `json:"incomplete"`
+	Cancelled  int `json:"cancelled"`
+	Failed     int `json:"failed"`
+	// Recording lists the active sessions, oldest first (at most 100):
+	// care unit and start only, no personal data.
+	Recording []ActiveCapture `json:"recording"`
+}
+
+// ActiveCapture is one call being recorded, as status shows it.
+type ActiveCapture struct {
+	CareUnit  string    `json:"care_unit"`
+	StartedAt time.Time `json:"started_at"`
 }
 
 // Status reports counts and site health for operators.
@@ -95,6 +119,21 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 	}
 	if st.ReplicationPending, err = s.cat.PendingCount(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	counts, err := s.cat.CaptureCounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	cs := &st.Capture
+	cs.Active, cs.Stored, cs.Incomplete = counts[catalog.CaptureActive], counts[catalog.CaptureStored], counts[catalog.CaptureIncomplete]
+	cs.Cancelled, cs.Failed = counts[catalog.CaptureCancelled], counts[catalog.CaptureFailed]
+	cs.Accepted = cs.Active + cs.Stored + cs.Incomplete + cs.Cancelled + cs.Failed
+	active, err := s.cat.CaptureSessions(ctx, catalog.CaptureActive, 100)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	for _, a := range active {
+		cs.Recording = append(cs.Recording, ActiveCapture{CareUnit: a.CareUnit, StartedAt: a.StartedAt})
 	}
 	for _, site := range s.sites.Sites() {
 		ss := SiteStatus{Name: site.Name(), Jurisdiction: site.Jurisdiction(), OK: true}

@@ -154,14 +154,11 @@ func bitsPerSample(enc Encoding) int {
 	return 8
 }
 
-// WriteWAV writes a complete WAV file to w: the header, then the samples
-// interleaved by frame and encoded with enc (PCM16, MuLaw or ALaw).
-// samples[c][i] is channel c's i-th sample; there must be 1–8 channels of
-// equal length, and sampleRate must be 4000–192000, so that Probe accepts
-// the result. PCM16 gets the canonical 44-byte header; G.711 gets an 18-byte
-// fmt chunk and a fact chunk, as the WAVE specification asks of non-PCM
-// formats. An odd-length data chunk is followed by its pad byte.
-func WriteWAV(w io.Writer, enc Encoding, sampleRate int, samples [][]int16) error {
+// WAVHeader returns the header WriteWAV writes for frames sample frames of
+// channels channels, so that a caller can stream the data itself (frames
+// interleaved, encoded with enc, then a pad byte if the data length is
+// odd). It refuses what WriteWAV refuses.
+func WAVHeader(enc Encoding, sampleRate, channels int, frames int64) ([]byte, error) {
 	var tag uint16
 	switch enc {
 	case PCM16:
@@ -171,20 +168,16 @@ func WriteWAV(w io.Writer, enc Encoding, sampleRate int, samples [][]int16) erro
 	case ALaw:
 		tag = tagALaw
 	default:
-		return fmt.Errorf("audio: write wav: encoding %q not supported", enc)
+		return nil, fmt.Errorf("audio: write wav: encoding %q not supported", enc)
 	}
-	channels := len(samples)
 	if channels < 1 || channels > maxChannels {
-		return fmt.Errorf("audio: write wav: %d channels, want 1 to %d", channels, maxChannels)
+		return nil, fmt.Errorf("audio: write wav: %d channels, want 1 to %d", channels, maxChannels)
 	}
 	if sampleRate < minSampleRate || sampleRate > maxSampleRate {
-		return fmt.Errorf("audio: write wav: sample rate %d out of range", sampleRate)
+		return nil, fmt.Errorf("audio: write wav: sample rate %d out of range", sampleRate)
 	}
-	frames := len(samples[0])
-	for _, c := range samples[1:] {
-		if len(c) != frames {
-			return fmt.Errorf("audio: write wav: channels differ in length")
-		}
+	if frames < 0 {
+		return nil, fmt.Errorf("audio: write wav: negative length")
 	}
 	bytesPer := bitsPerSample(enc) / 8
 	align := channels * bytesPer
@@ -195,7 +188,7 @@ func WriteWAV(w io.Writer, enc Encoding, sampleRate int, samples [][]int16) erro
 	}
 	riffLen := 4 + 8 + uint64(fmtLen) + uint64(factLen) + 8 + dataLen + dataLen&1
 	if riffLen > math.MaxUint32 {
-		return fmt.Errorf("audio: write wav: too long for a WAV file")
+		return nil, fmt.Errorf("audio: write wav: too long for a WAV file")
 	}
 
 	h := make([]byte, 0, 58)
@@ -217,6 +210,32 @@ func WriteWAV(w io.Writer, enc Encoding, sampleRate int, samples [][]int16) erro
 	}
 	h = append(h, "data"...)
 	h = binary.LittleEndian.AppendUint32(h, uint32(dataLen))
+	return h, nil
+}
+
+// WriteWAV writes a complete WAV file to w: the header, then the samples
+// interleaved by frame and encoded with enc (PCM16, MuLaw or ALaw).
+// samples[c][i] is channel c's i-th sample; there must be 1–8 channels of
+// equal length, and sampleRate must be 4000–192000, so that Probe accepts
+// the result. PCM16 gets the canonical 44-byte header; G.711 gets an 18-byte
+// fmt chunk and a fact chunk, as the WAVE specification asks of non-PCM
+// formats. An odd-length data chunk is followed by its pad byte.
+func WriteWAV(w io.Writer, enc Encoding, sampleRate int, samples [][]int16) error {
+	channels := len(samples)
+	if channels < 1 || channels > maxChannels {
+		return fmt.Errorf("audio: write wav: %d channels, want 1 to %d", channels, maxChannels)
+	}
+	frames := len(samples[0])
+	for _, c := range samples[1:] {
+		if len(c) != frames {
+			return fmt.Errorf("audio: write wav: channels differ in length")
+		}
+	}
+	h, err := WAVHeader(enc, sampleRate, channels, int64(frames))
+	if err != nil {
+		return err
+	}
+	dataLen := uint64(frames) * uint64(channels*bitsPerSample(enc)/8)
 	if _, err := w.Write(h); err != nil {
 		return fmt.Errorf("audio: write wav: %w", err)
 	}

@@ -50,6 +50,10 @@ const (
 	ActionExport       = "export"
 	// ActionReviewMark is the action of a review mark (docs/audit-reports.md).
 	ActionReviewMark = "audit.review-mark"
+	// ActionCaptureEnd ends a live capture session; with Reason
+	// CaptureFailed nothing was stored (docs/siprec.md).
+	ActionCaptureEnd = "capture.end"
+	CaptureFailed    = "failed"
 )
 
 // Zone is the time zone in which every report shows times.

@@ -179,7 +179,14 @@ func Review(ctx context.Context, src Source, from, to time.Time, rules Rules) (*
 // relevant reports whether a rule may use e: a denial, an access, or an
 // allowed flagged event.
 func relevant(e *audit.Event) bool {
-	return e.Outcome == audit.Denied || isAccess(e) || (e.Outcome == audit.Allowed && (e.Flagged || e.Action == ActionExport))
+	return e.Outcome == audit.Denied || isAccess(e) || (e.Outcome == audit.Allowed && (e.Flagged || e.Action == ActionExport)) ||
+		captureLost(e)
+}
+
+// captureLost reports whether e ends a capture session that stored
+// nothing.
+func captureLost(e *audit.Event) bool {
+	return e.Action == ActionCaptureEnd && e.Reason == CaptureFailed
 }
 
 // reviewer collects the findings of one review.
@@ -250,6 +257,10 @@ func (rv *reviewer) perEvent(events []*audit.Event) {
 		}
 		if e.Action == ActionExport {
 			rv.add(RuleExport, e.User, []*audit.Event{e}, "En inspelning exporterades.", "A recording was exported.")
+		}
+		if captureLost(e) {
+			rv.add(RuleCaptureLost, e.User, []*audit.Event{e}, "Ett inspelat samtal sparades inte.",
+				"A recorded call ended without a stored recording.")
 		}
 	}
 }

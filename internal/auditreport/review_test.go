@@ -330,7 +330,7 @@ func TestReviewRulesOff(t *testing.T) {
 	if want := []string{"emergency-access", "emergency-access", "export"}; !slices.Equal(rules, want) {
 		t.Errorf("with zero Rules: %v, want %v", rules, want)
 	}
-	if len(r.Rules) != 2 {
+	if len(r.Rules) != 3 {
 		t.Errorf("rules described: %q", r.Rules)
 	}
 }
@@ -524,5 +524,27 @@ func TestReviewMarksUntilInsideRange(t *testing.T) {
 	}
 	if len(asked) != 24 {
 		t.Errorf("Protected asked for %d patients, want 24", len(asked))
+	}
+}
+
+func TestReviewCaptureLost(t *testing.T) {
+	const src = "SE9999990001-CAP1"
+	h := history{
+		{Index: 0, Time: at(15, 12, 0, 0), Action: "capture.start", Outcome: audit.Allowed, User: src, CareUnit: "SE9999990001-VE0A"},
+		{Index: 1, Time: at(15, 12, 5, 0), Action: "capture.end", Outcome: audit.Allowed, User: src, Reason: "stored"},
+		{Index: 2, Time: at(15, 12, 6, 0), Action: "capture.end", Outcome: audit.Allowed, User: src, Reason: "cancelled"},
+		{Index: 3, Time: at(15, 12, 7, 0), Action: "capture.end", Outcome: audit.Allowed, User: src, Reason: "failed", CareUnit: "SE9999990001-VE0A"},
+		{Index: 4, Time: at(15, 12, 8, 0), Action: "capture.end", Outcome: audit.Allowed, User: src, Reason: "incomplete"},
+	}
+	r, err := auditreport.Review(context.Background(), h, at(1, 0, 0, 0), at(30, 0, 0, 0), auditreport.Rules{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 1 {
+		t.Fatalf("findings %+v, want exactly the failed capture", r.Findings)
+	}
+	f := r.Findings[0]
+	if f.Rule != auditreport.RuleCaptureLost || !slices.Equal(f.Events, []int64{3}) || f.User != src || f.CareUnit != "SE9999990001-VE0A" {
+		t.Errorf("finding %+v", f)
 	}
 }

@@ -16,6 +16,10 @@ const (
 	RuleOutsideHours = "outside-hours"
 	RuleDenials      = "repeated-denials"
 	RuleExport       = "export"
+	// RuleCaptureLost: a live capture session ended without a stored
+	// recording (docs/siprec.md) — a call that should be in the archive
+	// is not.
+	RuleCaptureLost = "capture-lost"
 )
 
 // DefaultWindow is the window of the many-patients and repeated-denials
@@ -116,7 +120,7 @@ func (r Rules) describe() []string {
 	if r.MinDenials > 0 {
 		out = append(out, fmt.Sprintf("%s: at least %d denials by one user or address within %s", RuleDenials, r.MinDenials, minutes(r.DenialWindow)))
 	}
-	return append(out, RuleExport+": every allowed export")
+	return append(out, RuleExport+": every allowed export", RuleCaptureLost+": every capture session that ended without a stored recording")
 }
 
 // inside reports whether local time t is within usual hours.

@@ -73,6 +73,14 @@ type Recording struct {
 	// migration imported (docs/import.md); nil for other recordings. At
 	// most one live recording of a care provider has a given SourceIndex.
 	SourceIndex []byte
+	// Incomplete marks a recording finalized from what was saved before
+	// its capture ended abnormally (e.g. the recorder crashed mid-call):
+	// it holds the call up to within a few seconds of the failure.
+	Incomplete bool
+	// CaptureStats is the capture's own account of the media (per-stream
+	// packet counts, loss, jitter, gaps) as JSON; "" when none (uploads).
+	// It holds no personal data.
+	CaptureStats string
 }
 
 // Pending is a blob copy a site is missing, queued for the repair loop.
@@ -134,6 +142,7 @@ var migrations = []string{
 	lifecycleSchema,
 	lostSchema,
 	sourceSchema,
+	captureSchema,
 }
 
 // DB is the catalog. It is safe for concurrent use.
@@ -226,13 +235,14 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 	// ErrExists, without depending on the driver's error types.
 	res, err := tx.ExecContext(ctx, `INSERT INTO recordings (id, call_id, care_provider, care_unit, started_at, ended_at,
 		direction, privacy_notice, patient_index, patient_sealed, caller_index, caller_sealed, format, content_type,
-		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at, retention_until, source_index)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at, retention_until, source_index,
+		incomplete, capture_stats)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, times[0], times[1],
 		rec.Direction, rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed,
 		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, times[2], times[3],
-		rec.SourceIndex)
+		rec.SourceIndex, rec.Incomplete, rec.CaptureStats)
 	if err != nil {
 		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
 	}
@@ -267,7 +277,7 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 const selectRecordings = `SELECT r.id, r.call_id, r.care_provider, r.care_unit, r.started_at, r.ended_at,
 	r.direction, r.privacy_notice, r.patient_index, r.patient_sealed, r.caller_index, r.caller_sealed,
 	r.format, r.content_type, r.audio_bytes, r.blob_bytes, r.blob_sha256, r.key_epoch, r.wrapped_key,
-	r.created_at, r.retention_until, r.source_index, s.staff
+	r.created_at, r.retention_until, r.source_index, r.incomplete, r.capture_stats, s.staff
 	FROM recordings r LEFT JOIN recording_staff s ON s.recording_id = r.id`
 
 // blob scans a BLOB column keeping NULL (nil) apart from a zero-length BLOB
@@ -300,7 +310,7 @@ func (db *DB) query(ctx context.Context, tail string, args ...any) ([]*Recording
 		if err := rows.Scan(&r.ID, &r.CallID, &r.CareProvider, &r.CareUnit, &started, &ended,
 			&r.Direction, &r.PrivacyNotice, blob{&r.PatientIndex}, blob{&r.PatientSealed}, blob{&r.CallerIndex}, blob{&r.CallerSealed},
 			&r.Format, &r.ContentType, &r.AudioBytes, &r.BlobBytes, blob{&r.BlobSHA256}, &r.KeyEpoch, blob{&r.WrappedKey},
-			&created, &retention, blob{&r.SourceIndex}, &staff); err != nil {
+			&created, &retention, blob{&r.SourceIndex}, &r.Incomplete, &r.CaptureStats, &staff); err != nil {
 			return nil, err
 		}
 		if n := len(out); n > 0 && out[n-1].ID == r.ID {

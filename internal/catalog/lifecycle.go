@@ -528,6 +528,7 @@ func (db *DB) Shred(ctx context.Context, d *Decision, id string, objects, sites 
 	}
 	for _, q := range []string{
 		`DELETE FROM lost_recordings WHERE recording_id = ?`,
+		`DELETE FROM patient_links WHERE recording_id = ?`,
 		`DELETE FROM recording_staff WHERE recording_id = ?`,
 		`DELETE FROM pending_replication WHERE recording_id = ?`,
 		`DELETE FROM recordings WHERE id = ?`,

@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,8 +66,61 @@ type Config struct {
 	// WebIdleTimeout ends a staff web page session after this long without
 	// a request (docs/webui.md). If unset, 15m; at most 8h.
 	WebIdleTimeout Duration `json:"web_idle_timeout"`
+	// SIPRec configures the SIPREC recording server (docs/siprec.md); off
+	// unless Listen or ListenTLS is set.
+	SIPRec SIPRec `json:"siprec"`
 	// Dev marks the throw-away development setup (dev PKI in DataDir/dev).
 	Dev bool `json:"-"`
+}
+
+// SIPRec configures the SIPREC recording server (docs/siprec.md).
+type SIPRec struct {
+	// Listen is the SIP address for UDP and TCP (the same port for both);
+	// requests are taken only from the Sources' addresses. "" turns it off.
+	Listen string `json:"listen"`
+	// ListenTLS is the SIP-over-TLS address; clients must present a
+	// certificate from tls.client_ca that names a source. "" turns it off.
+	ListenTLS string `json:"listen_tls"`
+	// RTPHost is the IP address media ports bind to and SDP answers name.
+	// If unset, the host of Listen (or ListenTLS).
+	RTPHost string `json:"rtp_host"`
+	// RTPPorts, "MIN-MAX", bounds the media ports. If unset, 20000-29999.
+	RTPPorts string `json:"rtp_ports"`
+	// MediaTimeout ends a session that had neither RTP nor a dialog
+	// refresh for this long. If unset, 30m; at least 1m.
+	MediaTimeout Duration `json:"media_timeout"`
+	// Sources are the recording clients allowed.
+	Sources []SIPSource `json:"sources"`
+}
+
+// SIPSource is one recording client (SRC): the capture principal it
+// records as, the addresses it sends from (UDP/TCP), and the care unit
+// whose calls it records.
+type SIPSource struct {
+	HSAID     string   `json:"hsa_id"`
+	Addresses []string `json:"addresses"`
+	CareUnit  string   `json:"care_unit"`
+}
+
+// Enabled reports whether any SIP listener is configured.
+func (s SIPRec) Enabled() bool { return s.Listen != "" || s.ListenTLS != "" }
+
+// Ports returns RTPPorts as a range.
+func (s SIPRec) Ports() (lo, hi int, err error) {
+	if s.RTPPorts == "" {
+		return 20000, 29999, nil
+	}
+	a, b, ok := strings.Cut(s.RTPPorts, "-")
+	if ok {
+		lo, err = strconv.Atoi(strings.TrimSpace(a))
+		if err == nil {
+			hi, err = strconv.Atoi(strings.TrimSpace(b))
+		}
+	}
+	if !ok || err != nil || lo < 1024 || hi > 65535 || hi-lo < 16 {
+		return 0, 0, errors.New(`siprec.rtp_ports must be "MIN-MAX" within 1024-65535, at least 16 ports`)
+	}
+	return lo, hi, nil
 }
 
 // Audit configures the audit log (docs/audit-log.md).
@@ -173,6 +228,9 @@ func Dev(dir string) (*Config, error) {
 		},
 		// A stand-in for a witness outside the operator's control.
 		Audit: Audit{WitnessOutboxes: []string{filepath.Join(dev, "witness")}},
+		// The dev recording client is this machine, recording for unit A.
+		SIPRec: SIPRec{Listen: "127.0.0.1:5060", ListenTLS: "127.0.0.1:5061", Sources: []SIPSource{{
+			HSAID: "SE9999990001-CAP1", Addresses: []string{"127.0.0.1", "::1"}, CareUnit: "SE9999990001-VE0A"}}},
 	}
 	c.defaults()
 	return c, nil
@@ -294,6 +352,27 @@ func (c *Config) Check() error {
 	}
 	if c.Retention.Years < MinRetentionYears {
 		errs = append(errs, fmt.Errorf("retention.years %d is below the %d years medical records must be kept", c.Retention.Years, MinRetentionYears))
+	}
+	if c.SIPRec.Enabled() {
+		if _, _, err := c.SIPRec.Ports(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.SIPRec.MediaTimeout != 0 && time.Duration(c.SIPRec.MediaTimeout) < time.Minute {
+			errs = append(errs, errors.New("siprec.media_timeout must be at least 1m: a caller on hold is still a call"))
+		}
+		if len(c.SIPRec.Sources) == 0 {
+			errs = append(errs, errors.New("siprec.sources: at least one recording client is required"))
+		}
+		for i, src := range c.SIPRec.Sources {
+			if src.HSAID == "" || src.CareUnit == "" {
+				errs = append(errs, fmt.Errorf("siprec.sources[%d]: hsa_id and care_unit are required", i))
+			}
+			for _, a := range src.Addresses {
+				if _, err := netip.ParseAddr(a); err != nil {
+					errs = append(errs, fmt.Errorf("siprec.sources[%d]: address %q is not an IP address", i, a))
+				}
+			}
+		}
 	}
 	if c.Retention.Disposal != "keep" && c.Retention.Disposal != "dispose" {
 		errs = append(errs, errors.New(`retention.disposal must be "keep" or "dispose"`))

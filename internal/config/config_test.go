@@ -118,7 +118,9 @@ func TestDev(t *testing.T) {
 		Retention:            defaultRetention,
 		ScrubInterval:        Duration(24 * time.Hour),
 		OrphanGrace:          Duration(24 * time.Hour),
-		Dev:                  true,
+		SIPRec: SIPRec{Listen: "127.0.0.1:5060", ListenTLS: "127.0.0.1:5061", Sources: []SIPSource{{
+			HSAID: "SE9999990001-CAP1", Addresses: []string{"127.0.0.1", "::1"}, CareUnit: "SE9999990001-VE0A"}}},
+		Dev: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Dev(%q) =\n%+v\nwant\n%+v", "data", c, want)
@@ -482,3 +484,43 @@ func TestLoadRetention(t *testing.T) {
 }
 
 var defaultRetention = Retention{Years: 10, Disposal: "keep", DisposalInterval: Duration(time.Hour)}
+
+func TestSIPRecCheck(t *testing.T) {
+	base := func() *Config {
+		c, err := Dev(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := base().Check(); err != nil {
+		t.Fatalf("dev SIPREC config: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*SIPRec)
+		want string
+	}{
+		{"ports", func(s *SIPRec) { s.RTPPorts = "30000-29000" }, "siprec.rtp_ports"},
+		{"ports text", func(s *SIPRec) { s.RTPPorts = "many" }, "siprec.rtp_ports"},
+		{"media timeout", func(s *SIPRec) { s.MediaTimeout = Duration(10 * time.Second) }, "siprec.media_timeout"},
+		{"no sources", func(s *SIPRec) { s.Sources = nil }, "siprec.sources"},
+		{"source address", func(s *SIPRec) { s.Sources[0].Addresses = []string{"pbx.example.net"} }, "not an IP address"},
+		{"source unit", func(s *SIPRec) { s.Sources[0].CareUnit = "" }, "hsa_id and care_unit are required"},
+	} {
+		c := base()
+		tc.edit(&c.SIPRec)
+		if err := c.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
+	off := base()
+	off.SIPRec = SIPRec{}
+	if err := off.Check(); err != nil || off.SIPRec.Enabled() {
+		t.Errorf("SIPREC off: %v", err)
+	}
+	lo, hi, err := SIPRec{RTPPorts: "40000 - 40999"}.Ports()
+	if err != nil || lo != 40000 || hi != 40999 {
+		t.Errorf("ports %d-%d %v", lo, hi, err)
+	}
+}

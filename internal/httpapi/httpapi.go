@@ -53,6 +53,9 @@ type Config struct {
 	MaxUploadBytes int64
 	// Logger receives operational lines. If unset, logs are discarded.
 	Logger *slog.Logger
+	// Live links patients to calls still being recorded; nil without a
+	// SIPREC server.
+	Live LiveLinker
 }
 
 type server struct {
@@ -60,12 +63,13 @@ type server struct {
 	auth      Authenticator
 	maxUpload int64
 	log       *slog.Logger
+	live      LiveLinker
 }
 
 // NewHandler returns the API handler. Serve it only on a listener with
 // TLSConfig; a request without a verified client certificate gets 403.
 func NewHandler(cfg Config) http.Handler {
-	s := &server{arc: cfg.Archive, auth: cfg.Auth, maxUpload: cfg.MaxUploadBytes, log: cfg.Logger}
+	s := &server{arc: cfg.Archive, auth: cfg.Auth, maxUpload: cfg.MaxUploadBytes, log: cfg.Logger, live: cfg.Live}
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUpload
 	}
@@ -75,6 +79,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/recordings", s.withCaller(s.upload))
 	mux.HandleFunc("GET /v1/recordings", s.withCaller(s.search))
+	mux.HandleFunc("POST /v1/recordings/link", s.withCaller(s.link))
 	mux.HandleFunc("GET /v1/recordings/{id}", s.withCaller(s.metadata))
 	mux.HandleFunc("GET /v1/recordings/{id}/audio", s.withCaller(s.audio))
 	mux.HandleFunc("POST /v1/recordings/{id}/verify", s.withCaller(s.verify))
