@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing (sourced by test.sh and
 # screenshots.sh): curl; Debian's chromium and Node.js for the browser
+# tests; sipp (Debian's sip-tester), the recording client of the SIPREC
 # tests; the browser tests' npm packages (playwright-core, axe-core) at the
 # versions in cmd/callvault/testdata/browser/package-lock.json.
 set -euo pipefail
@@ -10,6 +11,7 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -25,7 +25,8 @@ for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./interna
               "./internal/httpapi FuzzParseMetadata" "./internal/site FuzzValidName" \
               "./internal/escrow FuzzParseShare" "./internal/audio FuzzDuration" \
               "./internal/importer FuzzReadManifest" "./internal/importer FuzzParseMapping" \
-              "./internal/webui FuzzOpen"; do
+              "./internal/webui FuzzOpen" "./internal/rsmeta FuzzParse" "./internal/rsmeta FuzzSplitBody" \
+              "./internal/siprec FuzzParseOffer" "./internal/rtpmix FuzzPush"; do
   set -- $target
   # A crasher is saved under testdata/fuzz and fails the retry at once (the
   # seed corpus runs first), so retrying only absorbs the fuzzing engine's

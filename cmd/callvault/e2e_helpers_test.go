@@ -46,14 +46,16 @@ func TestMain(m *testing.M) {
 
 // server is a running `callvault serve --dev` child process.
 type server struct {
-	t       *testing.T
-	dataDir string
-	addr    string
-	opsAddr string
-	cmd     *exec.Cmd
-	logPath string // the server's stderr (operational logs), outside dataDir
-	waitErr chan error
-	welcome []string // stdout lines before "listening on"
+	t        *testing.T
+	dataDir  string
+	addr     string
+	opsAddr  string
+	cmd      *exec.Cmd
+	logPath  string // the server's stderr (operational logs), outside dataDir
+	waitErr  chan error
+	welcome  []string // stdout lines before "listening on"
+	sipAddr  string   // SIPREC UDP and TCP address
+	sipsAddr string   // SIPREC TLS address
 }
 
 func freeAddr(t *testing.T) string {
@@ -74,7 +76,8 @@ func startServer(t *testing.T, dataDir, logPath string, extra ...string) *server
 	// Port 0: the kernel picks free ports at bind time (a port picked
 	// beforehand can be taken by a parallel test); startProcess reads the
 	// real addresses from the "listening on" line.
-	args := append([]string{"serve", "--dev", "--data", dataDir, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"serve", "--dev", "--data", dataDir, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0",
+		"--sip-listen", "127.0.0.1:0", "--sip-listen-tls", "127.0.0.1:0"}, extra...)
 	s.cmd = exec.Command(binPath, args...)
 	startProcess(t, s)
 	return s
@@ -111,6 +114,13 @@ func startProcess(t *testing.T, s *server) {
 				}
 				listening = true
 				close(ready)
+				continue
+			}
+			if rest, ok := strings.CutPrefix(sc.Text(), "siprec on sip:"); ok {
+				s.sipAddr, _, _ = strings.Cut(rest, " ")
+				if _, tlsPart, ok := strings.Cut(rest, "sips:"); ok {
+					s.sipsAddr, _, _ = strings.Cut(tlsPart, " ")
+				}
 				continue
 			}
 			s.welcome = append(s.welcome, sc.Text())

@@ -41,6 +41,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scrubEvery := fs.Duration("scrub-interval", 0, "time between scrub passes (default 24h)")
 	webIdle := fs.Duration("web-idle-timeout", 0, "end a web page session after this long without a request (default 15m)")
 	disposal := fs.String("disposal", "", `after retention ends: "keep" or "dispose" (overrides the config)`)
+	sipListen := fs.String("sip-listen", "", "SIPREC address for UDP and TCP (--dev default 127.0.0.1:5060; \"off\" turns SIPREC off)")
+	sipListenTLS := fs.String("sip-listen-tls", "", "SIPREC address for SIP over TLS (--dev default 127.0.0.1:5061; \"off\" turns it off)")
+	rtpPorts := fs.String("rtp-ports", "", "SIPREC media port range MIN-MAX (default 20000-29999)")
+	mediaTimeout := fs.Duration("sip-media-timeout", 0, "end a recorded call after this long without RTP or a dialog refresh (default 30m)")
 	var outboxes stringList
 	fs.Var(&outboxes, "witness-outbox", "directory or https:// URL that receives every audit checkpoint (repeatable; adds to the config's)")
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +89,24 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *webIdle != 0 {
 		cfg.WebIdleTimeout = config.Duration(*webIdle)
+	}
+	for _, f := range []struct {
+		flag string
+		dst  *string
+	}{{*sipListen, &cfg.SIPRec.Listen}, {*sipListenTLS, &cfg.SIPRec.ListenTLS}} {
+		switch f.flag {
+		case "":
+		case "off":
+			*f.dst = ""
+		default:
+			*f.dst = f.flag
+		}
+	}
+	if *rtpPorts != "" {
+		cfg.SIPRec.RTPPorts = *rtpPorts
+	}
+	if *mediaTimeout != 0 {
+		cfg.SIPRec.MediaTimeout = config.Duration(*mediaTimeout)
 	}
 	if err := cfg.Check(); err != nil {
 		return err
@@ -141,6 +163,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	sipSvc, err := startSIP(ctx, cfg, st, tlsCfg, logger)
+	if err != nil {
+		return fmt.Errorf("siprec: %w", err)
+	}
+	if sipSvc != nil {
+		defer sipSvc.close()
+	}
 	apiLn, err := tls.Listen("tcp", cfg.Listen, tlsCfg)
 	if err != nil {
 		return fmt.Errorf("api listener: %w", err)
@@ -165,7 +194,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("web pages: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", httpapi.NewHandler(httpapi.Config{Archive: st.arc, Auth: st.dir, MaxUploadBytes: cfg.MaxUploadBytes, Logger: logger}))
+	apiCfg := httpapi.Config{Archive: st.arc, Auth: st.dir, MaxUploadBytes: cfg.MaxUploadBytes, Logger: logger}
+	if sipSvc != nil {
+		apiCfg.Live = sipSvc.srv
+	}
+	mux.Handle("/v1/", httpapi.NewHandler(apiCfg))
 	mux.Handle("/", pages)
 	api := &http.Server{
 		Handler:           mux,
@@ -212,6 +245,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("callvault serving", "api", apiLn.Addr().String(), "ops", opsLn.Addr().String(), "dev", cfg.Dev)
 	if setup != nil {
 		setup.printWelcome(stdout, apiLn.Addr().String(), opsLn.Addr().String())
+	}
+	if sipSvc != nil {
+		fmt.Fprintln(stdout, sipSvc.describe())
 	}
 	fmt.Fprintf(stdout, "listening on https://%s (ops http://%s)\n", apiLn.Addr(), opsLn.Addr())
 

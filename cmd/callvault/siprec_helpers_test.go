@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"callvault/internal/audio"
+	"callvault/internal/siprec/siptest"
+)
+
+// mustPcap writes legs as a capture for sipp (siptest.WritePcap).
+func mustPcap(t *testing.T, path string, legs []siptest.Leg) {
+	t.Helper()
+	if err := siptest.WritePcap(path, legs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freeUDPPort returns a UDP port free at the time of the call.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// runSipp runs sipp with scenario file scen against the server's SIP
+// address and returns its error (exit status) and output.
+func runSipp(t *testing.T, target, scen, token string, extra ...string) ([]byte, error) {
+	t.Helper()
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Fatal("sipp is not installed; scripts/deps.sh installs Debian's sip-tester")
+	}
+	mp := freeUDPPort(t) &^ 1
+	args := append([]string{target, "-sf", scen, "-cid_str", token + "-%u@%s", "-t", "u1", "-i", "127.0.0.1", "-mi", "127.0.0.1",
+		"-mp", fmt.Sprint(mp), "-p", fmt.Sprint(freeUDPPort(t)), "-nostdin", "-timeout", "180s", "-timeout_error",
+		"-max_recv_loops", "1000", "-trace_err", "-error_file", filepath.Join(filepath.Dir(scen), "sipp-errors.log")}, extra...)
+	cmd := exec.Command("sipp", args...)
+	cmd.Dir = filepath.Dir(scen)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		errs, _ := os.ReadFile(filepath.Join(filepath.Dir(scen), "sipp-errors.log"))
+		out = append(out, errs...)
+	}
+	return out, err
+}
+
+// wavChannels decodes a stored WAV (PCM16 or G.711, 8 kHz) into channels.
+func wavChannels(t *testing.T, b []byte) [][]int16 {
+	t.Helper()
+	if len(b) < 12 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		t.Fatalf("not a WAV file (%d bytes)", len(b))
+	}
+	var tag, chans, bits uint16
+	var data []byte
+	for off := 12; off+8 <= len(b); {
+		id, n := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:]))
+		body := b[off+8 : min(off+8+n, len(b))]
+		switch id {
+		case "fmt ":
+			tag, chans, bits = binary.LittleEndian.Uint16(body), binary.LittleEndian.Uint16(body[2:]), binary.LittleEndian.Uint16(body[14:])
+		case "data":
+			data = body
+		}
+		off += 8 + n + n&1
+	}
+	out := make([][]int16, chans)
+	per := int(bits / 8)
+	for i := 0; i+per*int(chans) <= len(data); i += per * int(chans) {
+		for c := 0; c < int(chans); c++ {
+			var s int16
+			switch tag {
+			case 1:
+				s = int16(binary.LittleEndian.Uint16(data[i+2*c:]))
+			case 7:
+				s = audio.DecodeMuLaw(data[i+c])
+			case 6:
+				s = audio.DecodeALaw(data[i+c])
+			default:
+				t.Fatalf("WAV format tag %d", tag)
+			}
+			out[c] = append(out[c], s)
+		}
+	}
+	return out
+}
+
+// align finds where want starts in got: the offset at which the first
+// 400 samples match exactly, searching the first maxOff samples.
+func align(got, want []int16, maxOff int) int {
+	const probe = 400
+	for off := 0; off <= maxOff && off+probe <= len(got); off++ {
+		ok := true
+		for i := 0; i < probe; i++ {
+			if got[off+i] != want[i] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return off
+		}
+	}
+	return -1
+}
+
+// matchFraction is the fraction of want found exactly at got[off:].
+func matchFraction(got, want []int16, off int) float64 {
+	n := 0
+	for i, w := range want {
+		if off+i < len(got) && got[off+i] == w {
+			n++
+		}
+	}
+	return float64(n) / float64(len(want))
+}
+
+// waitFor polls cond every 100 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
