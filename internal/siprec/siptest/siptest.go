@@ -103,11 +103,14 @@ func WritePcap(path string, legs []Leg) error {
 
 // Scenario is a UAC scenario for sipp acting as the recording client.
 type Scenario struct {
-	Token    string // unique per run: the recorded call of call N is orig-Token-N
-	Pcap     string // played after the ACK, if set
-	HoldMS   int    // time between ACK and BYE
-	Pauses   []int  // ms after the ACK at which to pause, then resume, alternately (re-INVITEs)
-	Metadata bool
+	Token  string // unique per run: the recorded call of call N is orig-Token-N
+	Pcap   string // played after the ACK, if set
+	HoldMS int    // time between ACK and BYE
+	// Pauses are the times (ms after the ACK) of re-INVITEs that pause
+	// (a=inactive) and resume (a=sendonly) the recording, alternately, or
+	// as Directions says when it is set (one a= direction per re-INVITE).
+	Pauses     []int
+	Directions []string
 }
 
 // Invite is the initial INVITE of a scenario: {{SDP}} and {{TOKEN}} are
@@ -218,7 +221,9 @@ func (sc Scenario) XML() string {
 		fmt.Fprintf(&b, "<pause milliseconds=\"%d\"/>\n", p-at)
 		at = p
 		dir := "inactive"
-		if i%2 == 1 {
+		if i < len(sc.Directions) {
+			dir = sc.Directions[i]
+		} else if i%2 == 1 {
 			dir = "sendonly"
 		}
 		b.WriteString(InDialog("INVITE", cseq, SDP(dir)))
