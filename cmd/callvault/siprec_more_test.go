@@ -323,3 +323,41 @@ func TestSIPRecKill(t *testing.T) {
 		t.Errorf("plaintext on disk (%d files scanned):\n%s", files, strings.Join(finds, "\n"))
 	}
 }
+
+// TestSIPRecShutdown: serve stopped (SIGTERM) mid-call stores what it has
+// at once, marked incomplete, and its capture session ends incomplete.
+func TestSIPRecShutdown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	srv := startServer(t, data, filepath.Join(dir, "serve.log"))
+	mustPcap(t, filepath.Join(dir, "s.pcap"), []siptest.Leg{{PortOffset: 0, SSRC: 1, Samples: siptest.NoiseSamples(21, 8000*10)},
+		{PortOffset: 2, SSRC: 2, Samples: siptest.NoiseSamples(22, 8000*10)}})
+	scen := filepath.Join(dir, "s.xml")
+	os.WriteFile(scen, []byte(siptest.Scenario{Token: "stop", Pcap: "s.pcap", HoldMS: 12000}.XML()), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sipp := exec.CommandContext(ctx, "sipp", srv.sipAddr, "-sf", scen, "-cid_str", "stop-%u@%s", "-t", "u1", "-i", "127.0.0.1",
+		"-mi", "127.0.0.1", "-mp", fmt.Sprint(freeUDPPort(t)&^1), "-p", fmt.Sprint(freeUDPPort(t)), "-m", "1", "-nostdin")
+	sipp.Dir = dir
+	if err := sipp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sipp.Wait()
+	waitFor(t, 10*time.Second, "call recording", func() bool {
+		return statusJSON(t, data)["capture"].(map[string]any)["active"].(float64) == 1
+	})
+	time.Sleep(3 * time.Second)
+	srv.stop()
+	cancel()
+	st := statusJSON(t, data)["capture"].(map[string]any)
+	if st["incomplete"].(float64) != 1 || st["active"].(float64) != 0 {
+		t.Fatalf("after SIGTERM mid-call: capture %v, want it stored as incomplete before serve exited", st)
+	}
+	srv = startServer(t, data, filepath.Join(dir, "serve2.log"))
+	id := srv.linkWhenStored(t, "orig-stop-1", "191212121212")
+	d, ch := srv.storedCall(t, id)
+	if d["incomplete"] != true || len(ch[0]) < 3*8000 {
+		t.Errorf("incomplete %v, %.1f s kept", d["incomplete"], float64(len(ch[0]))/8000)
+	}
+}

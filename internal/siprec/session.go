@@ -704,7 +704,9 @@ func (ss *session) end(ctx context.Context, why string) {
 	s.log.Info("siprec: session ended", "recording", ss.id, "why", why, "frames", ss.sp.frames)
 	go func() {
 		defer s.wg.Done()
-		s.finalize(ctx, ss.sp.dir, ss.id, ss.caller, werr != nil)
+		// A call cut short by serve stopping went on without us: what we
+		// hold is incomplete, and says so.
+		s.finalize(ctx, ss.sp.dir, ss.id, ss.caller, werr != nil || why == "shutdown")
 	}()
 }
 
