@@ -58,6 +58,12 @@ func startSIP(ctx context.Context, cfg *config.Config, st *stack, tlsCfg *tls.Co
 			return nil, fmt.Errorf("siprec listen address: %w", err)
 		}
 	}
+	// The SDP answer names this address: a wildcard would tell the
+	// recording client to send media nowhere, and every call would be
+	// stored as silence.
+	if ip, err := netip.ParseAddr(rtpHost); err != nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("siprec: set siprec.rtp_host to this host's unicast IP address (the SIP listen host %q cannot be named in SDP)", rtpHost)
+	}
 	srv, err := siprec.New(siprec.Config{Archive: st.arc, Directory: st.dir, Keys: st.live,
 		SpoolDir: filepath.Join(cfg.DataDir, "spool"), Sources: sources, TLS: tlsCfg, RTPHost: rtpHost,
 		PortMin: lo, PortMax: hi, MediaTimeout: time.Duration(sc.MediaTimeout), Logger: logger, Registerer: st.reg})

@@ -20,7 +20,7 @@ func (s *server) linkWhenStored(t *testing.T, callID, patient string) string {
 	var id string
 	waitFor(t, 60*time.Second, "recording of "+callID+" stored", func() bool {
 		r := s.do("capture", "POST", "/v1/recordings/link", strings.NewReader(fmt.Sprintf(`{"call_id":%q,"patient":%q}`, callID, patient)))
-		if r.status == 404 {
+		if r.status == 404 || r.status == 503 { // not yet recorded, or being stored
 			return false
 		}
 		if r.status != 200 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -139,7 +140,21 @@ func TestSIPRecHostileInput(t *testing.T) {
 			c.response()
 		}
 	}
-	// The server is alive and records.
+	// No Call-ID: refused, not a crash.
+	raw, err := net.Dial("tcp", srv.sipAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(raw, "INVITE sip:srs@callvault.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKnocallid\r\nFrom: <sip:src@sbc.example.net>;tag=x1\r\n"+
+		"To: <sip:srs@callvault.test>\r\nCSeq: 1 INVITE\r\nRequire: siprec\r\nContent-Length: 0\r\n\r\n", raw.LocalAddr())
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, _ := bufio.NewReader(raw).ReadString('\n'); !strings.HasPrefix(line, "SIP/2.0 400") {
+		t.Errorf("INVITE without Call-ID answered %q", line)
+	}
+	raw.Close()
+
+	// The server is alive and records; a BYE for its dialog from another
+	// address is refused, a second INVITE of the dialog is a merged request.
 	c := dialSIP(t, srv.sipAddr, nil, "after-hostile")
 	_, body, _ := rsmeta.ReadCorpusFile("../../internal/rsmeta/testdata/interop/plain-sdp.sip")
 	c.send("INVITE", "application/sdp", body)
@@ -147,8 +162,30 @@ func TestSIPRecHostileInput(t *testing.T) {
 		t.Fatalf("a proper INVITE after the hostile ones: %d\n%s", code, head)
 	}
 	c.send("ACK", "", nil)
+	intruder, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Close()
+	to, _ := net.ResolveUDPAddr("udp", srv.sipAddr)
+	bye := fmt.Sprintf("BYE sip:srs@callvault.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKintruder\r\nFrom: <sip:src@sbc.example.net>;tag=%s\r\n"+
+		"To: <sip:srs@callvault.test>;tag=%s\r\nCall-ID: after-hostile\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n", intruder.LocalAddr(), c.tag, c.toTag)
+	intruder.WriteTo([]byte(bye), to)
+	intruder.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	if n, _, err := intruder.ReadFrom(buf); err != nil || !bytes.HasPrefix(buf[:n], []byte("SIP/2.0 403")) {
+		t.Errorf("BYE from another address: %q %v", buf[:max(n, 0)], err)
+	}
+	merged := dialSIP(t, srv.sipAddr, nil, "after-hostile")
+	merged.tag = c.tag
+	merged.send("INVITE", "application/sdp", body)
+	if code, _, _ := merged.response(); code != 482 {
+		t.Errorf("a second INVITE of a dialog answered %d, want 482", code)
+	}
 	c.send("BYE", "", nil)
-	c.response()
+	if code, _, _ := c.response(); code != 200 {
+		t.Errorf("the client's own BYE answered %d", code)
+	}
 	if srv.cmd.ProcessState != nil {
 		t.Fatal("the server exited")
 	}

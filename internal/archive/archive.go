@@ -37,6 +37,9 @@ var (
 	ErrAuditUnavailable = errors.New("archive: audit log unavailable")
 	// ErrStorage: the storage sites or the catalog failed.
 	ErrStorage = errors.New("archive: storage unavailable")
+	// ErrBusy: the recording is between two states (a recorded call that
+	// ended and is being stored); the same request succeeds shortly.
+	ErrBusy = errors.New("archive: the recording is being stored; retry shortly")
 )
 
 // DeniedError carries the policy's reason code for a denial.

@@ -42,6 +42,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSONError(w, http.StatusNotFound, "no such recording", "")
 	case errors.Is(err, archive.ErrNoLogData):
 		writeJSONError(w, http.StatusNotFound, "no such checkpoint or tile", "")
+	case errors.Is(err, archive.ErrBusy):
+		w.Header().Set("Retry-After", "2")
+		writeJSONError(w, http.StatusServiceUnavailable, "the call is being stored; retry in a moment", "")
 	case errors.Is(err, archive.ErrAuditUnavailable):
 		writeJSONError(w, http.StatusServiceUnavailable, "the audit log cannot be written; request refused", "")
 	case errors.Is(err, errBadRequestBody):

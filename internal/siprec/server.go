@@ -90,6 +90,9 @@ type Server struct {
 	sessions   map[string]*session // by dialog key (Call-ID and From tag)
 	tlsPeers   map[string]*tlsPeer // by remote address of a TLS connection
 	finalizing map[string]bool     // recording IDs whose spool is being stored
+	owned      map[string]bool     // recording IDs whose spool a live session holds
+	ending     map[string]*session // sessions ended and being stored, by recording ID
+	closing    bool                // Close has begun: no new sessions
 	wg         sync.WaitGroup      // sessions being finalized
 }
 
@@ -130,8 +133,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("siprec: spool directory: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, arc: cfg.Archive, ports: newPortAllocator(cfg.RTPHost, cfg.PortMin, cfg.PortMax),
-		sessions: map[string]*session{}, tlsPeers: map[string]*tlsPeer{}, finalizing: map[string]bool{}}
+		sessions: map[string]*session{}, tlsPeers: map[string]*tlsPeer{}, finalizing: map[string]bool{}, owned: map[string]bool{},
+		ending: map[string]*session{}}
 	s.metrics = newMetrics(cfg.Registerer, s.activeCount)
+	// sipgo logs unparsable messages whole, with the parties' addresses
+	// and SDES keys in them, through its package default logger: silence
+	// it (it is the library's one global; callvault logs what it needs).
+	sip.SetDefaultLogger(slog.New(slog.DiscardHandler))
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("callvault-srs"))
 	if err != nil {
 		return nil, fmt.Errorf("siprec: %w", err)
@@ -189,6 +197,7 @@ func (s *Server) ServeTLS(l net.Listener) error {
 // their dialogs had ended; Close waits for them.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	s.closing = true
 	var all []*session
 	for _, ss := range s.sessions {
 		all = append(all, ss)
@@ -251,27 +260,58 @@ type handshakeListener struct {
 	srv  *Server
 	once sync.Once
 	ch   chan net.Conn
+	done chan struct{} // closed when the accept loop ends
+	sem  chan struct{} // handshakes in progress
 }
 
 func (l *handshakeListener) Accept() (net.Conn, error) {
 	l.once.Do(func() {
 		l.ch = make(chan net.Conn)
-		go func() {
-			for {
-				c, err := l.Listener.Accept()
-				if err != nil {
-					close(l.ch)
-					return
-				}
-				go l.handshake(c)
-			}
-		}()
+		l.done = make(chan struct{})
+		l.sem = make(chan struct{}, maxHandshakes)
+		go l.acceptLoop()
 	})
-	c, ok := <-l.ch
-	if !ok {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
 		return nil, net.ErrClosed
 	}
-	return c, nil
+}
+
+// maxHandshakes bounds TLS handshakes in progress, so that idle
+// connections cannot hold an unbounded number of goroutines.
+const maxHandshakes = 64
+
+// acceptLoop accepts connections until the listener is closed; a
+// temporary error (e.g. out of file descriptors) is retried with backoff
+// rather than ending TLS service for the life of the process.
+func (l *handshakeListener) acceptLoop() {
+	defer close(l.done)
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.srv.log.Error("siprec: TLS accept", "err", err)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		select {
+		case l.sem <- struct{}{}:
+			go func() {
+				defer func() { <-l.sem }()
+				l.handshake(c)
+			}()
+		default:
+			l.srv.metrics.refused.WithLabelValues("tls-busy").Inc()
+			c.Close()
+		}
+	}
 }
 
 func (l *handshakeListener) handshake(c net.Conn) {
@@ -284,10 +324,16 @@ func (l *handshakeListener) handshake(c net.Conn) {
 		c.Close()
 		return
 	}
+	key := c.RemoteAddr().String()
 	l.srv.mu.Lock()
-	l.srv.tlsPeers[c.RemoteAddr().String()] = l.srv.verifyPeer(ctx, tc.ConnectionState().PeerCertificates)
+	l.srv.tlsPeers[key] = l.srv.verifyPeer(ctx, tc.ConnectionState().PeerCertificates)
 	l.srv.mu.Unlock()
-	l.ch <- &trackedConn{Conn: tc, srv: l.srv, key: c.RemoteAddr().String()}
+	tracked := &trackedConn{Conn: tc, srv: l.srv, key: key}
+	select {
+	case l.ch <- tracked:
+	case <-l.done:
+		tracked.Close()
+	}
 }
 
 // verifyPeer checks a client certificate chain against the configured CAs
@@ -388,33 +434,73 @@ func caller(p *access.Principal, req *sip.Request) archive.Caller {
 	return archive.Caller{Principal: p, ClientAddr: addr, RequestID: rid}
 }
 
+// wellFormed reports whether req has what a dialog needs: a Call-ID and
+// a From tag. The parser lets requests without them through.
+func wellFormed(req *sip.Request) bool {
+	if h := req.CallID(); h == nil || h.Value() == "" {
+		return false
+	}
+	f := req.From()
+	if f == nil {
+		return false
+	}
+	tag, _ := f.Params.Get("tag")
+	return tag != ""
+}
+
+// inDialog returns the session of an in-dialog request, after checking
+// that it comes from the session's own recording client (the same
+// principal, over TLS if the session began over TLS); otherwise it
+// answers the request and returns nil.
+func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *session {
+	if !wellFormed(req) {
+		s.respond(tx, req, 400, "Bad Request", nil, nil)
+		return nil
+	}
+	ss := s.lookup(req)
+	if ss == nil {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, nil)
+		return nil
+	}
+	p, _, _, _ := s.identify(context.Background(), req)
+	if p == nil || p.HSAID != ss.caller.Principal.HSAID || (ss.secure && !strings.EqualFold(req.Transport(), "TLS")) {
+		s.metrics.refused.WithLabelValues("in-dialog-source").Inc()
+		s.respond(tx, req, 403, "Forbidden", nil, nil)
+		return nil
+	}
+	return ss
+}
+
 // onInvite handles initial INVITEs (new sessions) and re-INVITEs.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if !wellFormed(req) {
+		s.respond(tx, req, 400, "Bad Request", nil, nil)
+		return
+	}
 	if to := req.To(); to != nil && to.Params.Has("tag") {
-		ss := s.lookup(req)
-		if ss == nil {
-			s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, nil)
-			return
+		if ss := s.inDialog(req, tx); ss != nil {
+			ss.modify(req, tx)
 		}
-		ss.modify(req, tx)
+		return
+	}
+	if s.lookup(req) != nil {
+		// The same dialog's INVITE again on a new branch: a merged
+		// request (RFC 3261 §8.2.2.2), not a second recording.
+		s.respond(tx, req, 482, "Loop Detected", nil, nil)
 		return
 	}
 	s.newSession(req, tx)
 }
 
 func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	ss := s.lookup(req)
-	if ss == nil {
-		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, nil)
-		return
+	if ss := s.inDialog(req, tx); ss != nil {
+		ss.modify(req, tx)
 	}
-	ss.modify(req, tx)
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	ss := s.lookup(req)
+	ss := s.inDialog(req, tx)
 	if ss == nil {
-		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, nil)
 		return
 	}
 	s.respond(tx, req, 200, "OK", nil, ss)

@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"callvault/internal/recording"
 	"callvault/internal/rsmeta"
 	"callvault/internal/rtpmix"
+	"callvault/internal/seal"
 )
 
 // Channels of the stored recording.
@@ -56,10 +59,11 @@ type session struct {
 	ended        bool
 	pausedLegs   int
 
-	tl    *rtpmix.Timeline
-	sp    *spool
-	stop  chan struct{}
-	drain sync.WaitGroup
+	tl       *rtpmix.Timeline
+	sp       *spool
+	writeErr error // first spool write error; owned by run, then end
+	stop     chan struct{}
+	drain    sync.WaitGroup
 }
 
 // leg is one received media stream.
@@ -92,7 +96,13 @@ func shortHash(s string) string {
 	return hex.EncodeToString(h[:6])
 }
 
-var e164Re = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+var (
+	e164Re   = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	callIDRe = regexp.MustCompile(`^[\x21-\x7e]{1,256}$`)
+)
+
+// validCallID reports whether a call ID can be a recording's call_id.
+func validCallID(id string) bool { return callIDRe.MatchString(id) }
 
 // numberOf extracts an E.164 number from a sip:/tel: AOR, or "".
 func numberOf(aor string) string {
@@ -274,6 +284,9 @@ func (s *Server) newSession(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 503, "Service Unavailable", nil, nil)
 		return
 	}
+	s.mu.Lock()
+	s.owned[id] = true
+	s.mu.Unlock()
 	ss := &session{srv: s, id: id, key: dialogKey(req), toTag: randomTag(), caller: c, source: source,
 		started: time.Now(), secure: strings.EqualFold(req.Transport(), "TLS"), stop: make(chan struct{})}
 	binary.Read(rand.Reader, binary.BigEndian, &ss.sdpID)
@@ -290,6 +303,9 @@ func (s *Server) newSession(req *sip.Request, tx sip.ServerTransaction) {
 		if ss.sp != nil {
 			ss.sp.discard()
 		}
+		s.mu.Lock()
+		delete(s.owned, id)
+		s.mu.Unlock()
 		if err := s.arc.EndCapture(ctx, c, id, catalog.CaptureCancelled, why); err != nil {
 			s.log.Error("siprec: cancelled session not recorded", "err", err)
 		}
@@ -302,8 +318,12 @@ func (s *Server) newSession(req *sip.Request, tx sip.ServerTransaction) {
 	if meta != nil && len(meta.CallIDs) > 0 {
 		callID = meta.CallIDs[0]
 	}
-	if callID == "" || len(callID) > recording.MaxCallIDLen || strings.ContainsAny(callID, " \t") {
+	if !validCallID(callID) {
 		callID = req.CallID().Value()
+	}
+	if !validCallID(callID) {
+		// Printable ASCII, no spaces, at most 256: what the catalog takes.
+		callID = "siprec-" + shortHash(callID)
 	}
 	if len(staff) == 0 {
 		// The agent is not in the directory: the recording is kept, under
@@ -340,8 +360,16 @@ func (s *Server) newSession(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 	}
 	s.mu.Lock()
-	s.sessions[ss.key] = ss
+	_, merged := s.sessions[ss.key]
+	closing := s.closing
+	if !merged && !closing {
+		s.sessions[ss.key] = ss
+	}
 	s.mu.Unlock()
+	if merged || closing {
+		fail(503, "Service Unavailable", "not registered")
+		return
+	}
 	ss.drain.Add(1)
 	go ss.run()
 
@@ -355,8 +383,17 @@ func (s *Server) newSession(req *sip.Request, tx sip.ServerTransaction) {
 	select {
 	case <-cancelled:
 		// CANCEL won the race with the answer: nothing was recorded.
+		ss.mu.Lock()
+		already := ss.ended
+		ss.ended = true
+		ss.mu.Unlock()
+		if already {
+			return // Close got there first and stores it
+		}
 		s.mu.Lock()
-		delete(s.sessions, ss.key)
+		if s.sessions[ss.key] == ss {
+			delete(s.sessions, ss.key)
+		}
 		s.mu.Unlock()
 		close(ss.stop)
 		ss.drain.Wait()
@@ -383,6 +420,9 @@ func hostPort(req *sip.Request) string {
 func (ss *session) applyOffer(o *offer, chans map[int][]int) ([]byte, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.ended {
+		return nil, errEnded
+	}
 	for len(ss.legs) < len(o.Streams) {
 		ss.legs = append(ss.legs, nil)
 	}
@@ -450,8 +490,15 @@ func (ss *session) setPaused(l *leg, paused bool) {
 // modify handles a re-INVITE or UPDATE: a refresh, a stream change, a
 // pause or resume, or new metadata.
 func (ss *session) modify(req *sip.Request, tx sip.ServerTransaction) {
-	ss.activity()
 	s := ss.srv
+	ss.mu.Lock()
+	ended := ss.ended
+	ss.lastActivity = time.Now()
+	ss.mu.Unlock()
+	if ended {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, nil)
+		return
+	}
 	if len(req.Body()) == 0 {
 		// A session refresh without an offer: answer with the current state.
 		s.respond(tx, req, 200, "OK", nil, ss)
@@ -479,11 +526,10 @@ func (ss *session) modify(req *sip.Request, tx sip.ServerTransaction) {
 			if number != "" && ss.meta.CallerNumber == "" {
 				ss.meta.CallerNumber, changed = number, true
 			}
-			meta := ss.meta
-			ss.mu.Unlock()
-			if changed {
-				ss.saveMeta(&meta)
+			if changed && !ss.ended {
+				ss.saveMeta(&ss.meta)
 			}
+			ss.mu.Unlock()
 		} else {
 			s.metrics.metadataErrors.Inc()
 		}
@@ -506,6 +552,10 @@ func (ss *session) modify(req *sip.Request, tx sip.ServerTransaction) {
 		chans[st.Index] = []int{st.Index % 2}
 	}
 	answer, err := ss.applyOffer(o, chans)
+	if errors.Is(err, errEnded) {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, nil)
+		return
+	}
 	if err != nil {
 		s.respond(tx, req, 503, "Service Unavailable", nil, ss)
 		return
@@ -531,6 +581,10 @@ func (ss *session) modify(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+var errEnded = errors.New("siprec: session has ended")
+
+// saveMeta writes the session's sealed metadata file; callers hold ss.mu,
+// so writes are ordered and none follows the final one.
 func (ss *session) saveMeta(m *spoolMeta) {
 	if err := ss.sp.saveMeta(m); err != nil {
 		ss.srv.log.Error("siprec: spool metadata not saved", "recording", ss.id, "err", err)
@@ -600,8 +654,12 @@ func (ss *session) run() {
 			return
 		case now := <-tick.C:
 			buf = ss.tl.Drain(buf[:0], now)
-			if err := ss.sp.write(buf); err != nil {
-				s.log.Error("siprec: spool write", "recording", ss.id, "err", err)
+			if ss.writeErr == nil {
+				if ss.writeErr = ss.sp.write(buf); ss.writeErr != nil {
+					// The writer's error is sticky: what is on disk is kept
+					// and stored as incomplete when the session ends.
+					s.log.Error("ALERT: siprec: spool write failed; the rest of the call is not recorded", "recording", ss.id, "err", ss.writeErr)
+				}
 			}
 			s.metrics.sealed.Add(float64(len(buf)))
 			if now.Sub(lastSync) >= s.cfg.SyncInterval {
@@ -664,24 +722,30 @@ type streamStats struct {
 // end finishes the session once: the timeline is closed at now, the spool
 // finished, and the recording stored in the background.
 func (ss *session) end(ctx context.Context, why string) {
+	s := ss.srv
 	ss.mu.Lock()
 	if ss.ended {
 		ss.mu.Unlock()
 		return
 	}
 	ss.ended = true
+	s.wg.Add(1) // before anyone can see ended, so Close waits for this
 	ss.mu.Unlock()
-	s := ss.srv
 	s.mu.Lock()
-	delete(s.sessions, ss.key)
+	if s.sessions[ss.key] == ss {
+		delete(s.sessions, ss.key)
+	}
+	s.ending[ss.id] = ss
 	s.mu.Unlock()
-	s.wg.Add(1)
 	close(ss.stop)
 	ss.drain.Wait()
 	end := time.Now()
 	ss.closeLegs()
 	buf := ss.tl.Close(nil, end)
-	werr := ss.sp.write(buf)
+	werr := ss.writeErr
+	if werr == nil {
+		werr = ss.sp.write(buf)
+	}
 	s.metrics.sealed.Add(float64(len(buf)))
 	st := ss.stats(end)
 	for _, x := range st.Streams {
@@ -692,11 +756,12 @@ func (ss *session) end(ctx context.Context, why string) {
 	statsJSON, _ := json.Marshal(st)
 	ss.mu.Lock()
 	ss.meta.Stats = statsJSON
-	meta := ss.meta
+	ss.saveMeta(&ss.meta)
 	ss.mu.Unlock()
-	ss.saveMeta(&meta)
 	if werr == nil {
 		werr = ss.sp.finish()
+	} else {
+		ss.sp.f.Close()
 	}
 	if werr != nil {
 		s.log.Error("siprec: spool not finished; stored as incomplete", "recording", ss.id, "err", werr)
@@ -707,6 +772,10 @@ func (ss *session) end(ctx context.Context, why string) {
 		// A call cut short by serve stopping went on without us: what we
 		// hold is incomplete, and says so.
 		s.finalize(ctx, ss.sp.dir, ss.id, ss.caller, werr != nil || why == "shutdown")
+		s.mu.Lock()
+		delete(s.ending, ss.id)
+		delete(s.owned, ss.id)
+		s.mu.Unlock()
 	}()
 }
 
@@ -738,8 +807,9 @@ func (s *Server) finalize(ctx context.Context, dir, id string, c archive.Caller,
 	}
 	o, off, err := openSpool(path, s.cfg.Keys.Identity)
 	if err != nil {
-		s.log.Error("siprec: spool unreadable", "recording", id, "err", err)
-		_ = s.arc.EndCapture(ctx, c, id, catalog.CaptureFailed, "spool-unreadable")
+		if permanent(err) {
+			s.quarantine(ctx, c, id, err)
+		}
 		return err
 	}
 	meta := o.meta
@@ -753,6 +823,9 @@ func (s *Server) finalize(ctx context.Context, dir, id string, c archive.Caller,
 	// too. So count first (decrypting in memory), then stream.
 	cnt, finished, err := o.pcm(io.Discard, off)
 	if err != nil {
+		if permanent(err) {
+			s.quarantine(ctx, c, id, err)
+		}
 		return err
 	}
 	incomplete = incomplete || !finished
@@ -790,11 +863,50 @@ func (s *Server) finalize(ctx context.Context, dir, id string, c archive.Caller,
 
 var errBusy = errors.New("siprec: spool is being finalized")
 
+// permanent reports whether a spool error will not go away by retrying:
+// not a spool file, or sealed under a key no identity opens.
+func permanent(err error) bool {
+	return errors.Is(err, errSpoolFormat) || errors.Is(err, seal.ErrAuth) || errors.Is(err, seal.ErrFormat)
+}
+
+// quarantine moves a spool that can never be stored out of the way, and
+// ends its session as failed: an alert, and a finding in the log review.
+func (s *Server) quarantine(ctx context.Context, c archive.Caller, id string, cause error) {
+	dir := filepath.Join(s.cfg.SpoolDir, "quarantine")
+	if err := os.MkdirAll(dir, 0o700); err == nil {
+		os.Rename(spoolPath(s.cfg.SpoolDir, id), spoolPath(dir, id))
+		os.Rename(metaPath(s.cfg.SpoolDir, id), metaPath(dir, id))
+	}
+	s.log.Error("siprec: spool cannot be stored; moved to quarantine", "recording", id, "err", cause)
+	if err := s.arc.EndCapture(ctx, c, id, catalog.CaptureFailed, "spool-unreadable"); err != nil && !errors.Is(err, catalog.ErrCaptureState) {
+		s.log.Error("siprec: failed session not recorded", "recording", id, "err", err)
+	}
+}
+
 // Recover stores every spool left by a previous run (the recorder stopped
 // mid-call) as an incomplete recording, playable up to the last synced
 // chunk, and returns how many it stored. Call it before serving.
 func (s *Server) Recover(ctx context.Context) (int, error) {
-	return s.retry(ctx, true)
+	n, err := s.retry(ctx, true)
+	if err != nil {
+		return n, err
+	}
+	// A session begun but killed before its spool existed has nothing to
+	// store: it ends as failed, visibly, rather than active forever.
+	active, err := s.arc.CaptureActive(ctx, 10000)
+	if err != nil {
+		return n, err
+	}
+	for _, cs := range active {
+		if _, err := os.Stat(spoolPath(s.cfg.SpoolDir, cs.RecordingID)); err == nil {
+			continue // kept for a retry
+		}
+		c := archive.Caller{ClientAddr: "local", RequestID: "siprec-recover"}
+		if err := s.arc.EndCapture(ctx, c, cs.RecordingID, catalog.CaptureFailed, "no-spool"); err != nil && !errors.Is(err, catalog.ErrCaptureState) {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // RunRetry retries, every interval until ctx ends, the spools of ended
@@ -823,8 +935,8 @@ func (s *Server) retry(ctx context.Context, startup bool) (int, error) {
 	}
 	active := map[string]bool{}
 	s.mu.Lock()
-	for _, ss := range s.sessions {
-		active[ss.id] = true
+	for id := range s.owned {
+		active[id] = true
 	}
 	s.mu.Unlock()
 	n := 0
@@ -838,7 +950,12 @@ func (s *Server) retry(ctx context.Context, startup bool) (int, error) {
 			continue
 		}
 		c := archive.Caller{ClientAddr: "local", RequestID: "siprec-recover"}
-		if e, err := s.cfg.Directory.Lookup(ctx, h.Source); err == nil {
+		e, err := s.cfg.Directory.Lookup(ctx, h.Source)
+		if err != nil && !errors.Is(err, access.ErrNotFound) {
+			s.log.Error("siprec: directory unavailable; spool kept for the next attempt", "recording", id, "err", err)
+			continue
+		}
+		if e != nil {
 			c.Principal = &access.Principal{HSAID: e.HSAID, CareProvider: e.CareProvider, CareUnit: e.CareUnit, Roles: e.Roles}
 		}
 		if err := s.finalize(ctx, s.cfg.SpoolDir, id, c, startup); err != nil {
@@ -857,15 +974,19 @@ func (s *Server) retry(ctx context.Context, startup bool) (int, error) {
 // is kept with the session (sealed in its spool) and stored with the
 // recording. ok is false when no such call is being recorded.
 func (s *Server) LinkActive(ctx context.Context, c archive.Caller, callID, patient string) (*archive.Link, bool, error) {
+	if c.Principal == nil {
+		return nil, false, nil
+	}
 	s.mu.Lock()
 	var found *session
-	for _, ss := range s.sessions {
-		ss.mu.Lock()
-		match := ss.meta.CallID == callID
-		ss.mu.Unlock()
-		if match && c.Principal != nil && ss.caller.Principal.CareProvider == c.Principal.CareProvider {
-			found = ss
-			break
+	for _, m := range []map[string]*session{s.sessions, s.ending} {
+		for _, ss := range m {
+			ss.mu.Lock()
+			match := ss.meta.CallID == callID
+			ss.mu.Unlock()
+			if match && ss.caller.Principal.CareProvider == c.Principal.CareProvider {
+				found = ss
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -873,8 +994,14 @@ func (s *Server) LinkActive(ctx context.Context, c archive.Caller, callID, patie
 		return nil, false, nil
 	}
 	found.mu.Lock()
+	ended := found.ended
 	replaced := found.meta.Patient != "" && found.meta.Patient != patient
 	found.mu.Unlock()
+	if ended {
+		// Between BYE and stored: neither the session nor the catalog can
+		// take the patient now; the caller retries in a moment.
+		return nil, true, archive.ErrBusy
+	}
 	detail := "target=recording"
 	if replaced {
 		detail += " replaces=yes"
@@ -883,15 +1010,14 @@ func (s *Server) LinkActive(ctx context.Context, c archive.Caller, callID, patie
 		return nil, true, err
 	}
 	found.mu.Lock()
-	found.meta.Patient = patient
-	meta := found.meta
-	ended := found.ended
-	found.mu.Unlock()
-	if ended {
-		// The call ended between lookup and now: link the stored copy.
-		return nil, false, nil
+	defer found.mu.Unlock()
+	if found.ended {
+		// Ended while the decision was audited: the audited link is
+		// repeated by the caller's retry against the stored recording.
+		return nil, true, archive.ErrBusy
 	}
-	found.saveMeta(&meta)
+	found.meta.Patient = patient
+	found.saveMeta(&found.meta)
 	return &archive.Link{RecordingID: found.id, State: "recording", Replaced: replaced}, true, nil
 }
 
