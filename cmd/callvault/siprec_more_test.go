@@ -229,6 +229,14 @@ func TestSIPRecTLS(t *testing.T) {
 	<-done
 	<-done
 	time.Sleep(300 * time.Millisecond)
+	// The same dialog over plain TCP, from an address that is a source
+	// over UDP/TCP: not the TLS client that began it.
+	plain := dialSIP(t, srv.sipAddr, nil, c.callID)
+	plain.tag, plain.toTag, plain.cseq = c.tag, c.toTag, 5
+	plain.send("BYE", "", nil)
+	if code, _, _ := plain.response(); code != 403 {
+		t.Errorf("BYE of a TLS session over plain TCP answered %d, want 403", code)
+	}
 	c.send("BYE", "", nil)
 	if code, _, _ := c.response(); code != 200 {
 		t.Fatalf("BYE: %d", code)

@@ -449,9 +449,8 @@ func wellFormed(req *sip.Request) bool {
 }
 
 // inDialog returns the session of an in-dialog request, after checking
-// that it comes from the session's own recording client (the same
-// principal, over TLS if the session began over TLS); otherwise it
-// answers the request and returns nil.
+// that it comes from the session's own recording client (sameSource);
+// otherwise it answers the request and returns nil.
 func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *session {
 	if !wellFormed(req) {
 		s.respond(tx, req, 400, "Bad Request", nil, nil)
@@ -462,13 +461,38 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *session {
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, nil)
 		return nil
 	}
-	p, _, _, _ := s.identify(context.Background(), req)
-	if p == nil || p.HSAID != ss.caller.Principal.HSAID || (ss.secure && !strings.EqualFold(req.Transport(), "TLS")) {
+	if !s.sameSource(req, ss) {
 		s.metrics.refused.WithLabelValues("in-dialog-source").Inc()
 		s.respond(tx, req, 403, "Forbidden", nil, nil)
 		return nil
 	}
 	return ss
+}
+
+// sameSource reports whether req comes from the client that began ss: over
+// TLS, a connection with the same client certificate; over UDP/TCP, an
+// address of the session's source. (The directory is not asked again, so
+// a BYE still ends a session whose source was disabled meanwhile.)
+func (s *Server) sameSource(req *sip.Request, ss *session) bool {
+	if ss.secure {
+		if !strings.EqualFold(req.Transport(), "TLS") {
+			return false
+		}
+		s.mu.Lock()
+		peer := s.tlsPeers[req.Source()]
+		s.mu.Unlock()
+		return peer != nil && peer.fingerprint != "" && peer.fingerprint == ss.caller.Principal.CertFingerprint
+	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return false
+	}
+	for _, a := range ss.source.Addresses {
+		if a.Unmap() == ap.Addr().Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 // onInvite handles initial INVITEs (new sessions) and re-INVITEs.

@@ -849,7 +849,9 @@ func (s *Server) finalize(ctx context.Context, dir, id string, c archive.Caller,
 			s.log.Error("siprec: recording not stored yet; retried", "recording", id, "err", err)
 			return err
 		}
-		s.log.Error("siprec: recording could not be stored", "recording", id, "err", err)
+		// Refused (the source lost its role) or invalid: IngestCapture has
+		// ended the session as failed; retrying would only repeat that.
+		s.quarantine(ctx, c, id, err)
 		return err
 	}
 	removeSpool(dir, id)
