@@ -26,6 +26,7 @@ Usage:
   callvault serve --dev [--data DIR] [--listen ADDR] [--ops-listen ADDR]
   callvault serve --config FILE
   callvault status     [--data DIR | --config FILE]
+  callvault doctor     [--data DIR | --config FILE] [--ops-listen ADDR] [--json]   security posture of a config and the running system
   callvault directory  [--data DIR | --config FILE] <list|add-unit|add|disable|enable|block|unblock> ...
   callvault audit      [--data DIR | --config FILE] <verify|events>
   callvault keys       [--data DIR | --config FILE] <list|rotate|rewrap|destroy-epoch|escrow|recover> ...
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return cmdDoctor(ctx, args[1:], stdout, stderr)
 	case "directory":
 		return cmdDirectory(ctx, args[1:], stdout, stderr)
 	case "audit":

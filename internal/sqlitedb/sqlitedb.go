@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver; no cgo needed on a fresh machine
@@ -37,6 +38,18 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	q.Set("_txlock", "immediate")
 	// The path is escaped: a name with "?" or "#" must not be read as
 	// URI parameters.
+	// The file is the owner's alone: created 0600 before SQLite opens it
+	// (its -wal and -shm files take the same mode), tightened if older.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("sqlitedb: open: %w", err)
+	} else {
+		f.Close()
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, st.Mode().Perm()&0o700); err != nil {
+			return nil, fmt.Errorf("sqlitedb: open: %w", err)
+		}
+	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

@@ -1,0 +1,220 @@
+// Package posture checks a callvault configuration, and the files it
+// names, against the security posture of DESIGN.md: TLS material, mutual
+// TLS on every listener, where plain listeners are bound, SIP sources
+// allowed without TLS, site jurisdictions, write-once storage, key
+// protection and file permissions. It reads; it changes nothing.
+// `callvault doctor` prints its findings.
+package posture
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"callvault/internal/config"
+)
+
+// Severity of a finding.
+type Severity string
+
+// Severities, from fine to wrong.
+const (
+	OK   Severity = "OK"
+	Warn Severity = "WARN" // allowed, but weaker than production should be; say why
+	Fail Severity = "FAIL" // against the posture: fix before production
+)
+
+// Finding is one check's result. Detail names files, addresses and
+// settings, never personal data.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	Check    string   `json:"check"`
+	Detail   string   `json:"detail"`
+}
+
+// Check runs every check on cfg as of now and returns the findings in a
+// fixed order.
+func Check(cfg *config.Config, now time.Time) []Finding {
+	var out []Finding
+	add := func(s Severity, check, format string, args ...any) {
+		out = append(out, Finding{Severity: s, Check: check, Detail: fmt.Sprintf(format, args...)})
+	}
+	checkTLS(cfg, now, add)
+	checkListeners(cfg, add)
+	checkSites(cfg, add)
+	checkKeys(cfg, add)
+	checkFiles(cfg, add)
+	return out
+}
+
+type adder func(s Severity, check, format string, args ...any)
+
+func checkTLS(cfg *config.Config, now time.Time, add adder) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		add(Fail, "tls.server", "server certificate and key do not load: %v", err)
+	} else if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err != nil {
+		add(Fail, "tls.server", "server certificate does not parse: %v", err)
+	} else {
+		switch left := leaf.NotAfter.Sub(now); {
+		case left <= 0:
+			add(Fail, "tls.server", "server certificate expired on %s", leaf.NotAfter.Format(time.DateOnly))
+		case left < 30*24*time.Hour:
+			add(Warn, "tls.server", "server certificate expires on %s, in %d days", leaf.NotAfter.Format(time.DateOnly), int(left.Hours()/24))
+		default:
+			add(OK, "tls.server", "server certificate valid until %s", leaf.NotAfter.Format(time.DateOnly))
+		}
+	}
+	b, err := os.ReadFile(cfg.TLS.ClientCA)
+	n := 0
+	for err == nil {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+		if _, perr := x509.ParseCertificate(blk.Bytes); blk.Type == "CERTIFICATE" && perr == nil {
+			n++
+		}
+	}
+	switch {
+	case err != nil:
+		add(Fail, "tls.client_ca", "client CA bundle unreadable: %v", err)
+	case n == 0:
+		add(Fail, "tls.client_ca", "client CA bundle %s holds no certificate: no client could log in", cfg.TLS.ClientCA)
+	default:
+		add(OK, "tls.client_ca", "%d client CA certificate(s); every API and web request needs a client certificate from them (TLS 1.3)", n)
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func checkListeners(cfg *config.Config, add adder) {
+	add(OK, "listen.api", "%s: mutual TLS on every request (the API and the staff pages)", cfg.Listen)
+	if isLoopback(cfg.OpsListen) {
+		add(OK, "listen.ops", "%s: plain HTTP health and metrics on loopback only", cfg.OpsListen)
+	} else {
+		add(Warn, "listen.ops", "%s: plain HTTP health and metrics reachable beyond this host; keep it on a management network", cfg.OpsListen)
+	}
+	sc := cfg.SIPRec
+	if !sc.Enabled() {
+		add(OK, "listen.sip", "SIPREC off")
+		return
+	}
+	if sc.ListenTLS != "" {
+		add(OK, "listen.sip", "%s: SIP over TLS with client certificates from tls.client_ca", sc.ListenTLS)
+	}
+	if sc.Listen != "" {
+		// DESIGN.md: an SBC that can only speak UDP/TCP is allow-listed
+		// explicitly, and doctor reports it.
+		var addrs []string
+		for _, s := range sc.Sources {
+			addrs = append(addrs, fmt.Sprintf("%s as %s (unit %s)", strings.Join(s.Addresses, ", "), s.HSAID, s.CareUnit))
+		}
+		sev := Warn
+		if isLoopback(sc.Listen) {
+			sev = OK
+		}
+		add(sev, "listen.sip", "%s: SIP over UDP/TCP without TLS, taken only from allow-listed addresses: %s", sc.Listen, strings.Join(addrs, "; "))
+	}
+}
+
+func checkSites(cfg *config.Config, add adder) {
+	if len(cfg.Sites) < 2 {
+		add(Fail, "sites", "%d site(s): two full copies in two places are required", len(cfg.Sites))
+	}
+	for _, s := range cfg.Sites {
+		if !slices.Contains(cfg.AllowedJurisdictions, s.Jurisdiction) {
+			add(Fail, "sites.jurisdiction", "site %s is in %s, outside the allowed %v", s.Name, s.Jurisdiction, cfg.AllowedJurisdictions)
+		} else {
+			add(OK, "sites.jurisdiction", "site %s in %s", s.Name, s.Jurisdiction)
+		}
+		// Filesystem sites are the embedded default; write-once retention
+		// needs an object store with Object Lock.
+		add(Warn, "sites.worm", "site %s is a directory (%s): not write-once; a privileged user can delete or overwrite blobs (scrub detects, but cannot prevent)", s.Name, s.Dir)
+	}
+	if len(cfg.Sites) == 2 && sameDisk(cfg.Sites[0].Dir, cfg.Sites[1].Dir) {
+		add(Warn, "sites.separation", "sites %s and %s are on the same filesystem: one disk failure loses both copies", cfg.Sites[0].Name, cfg.Sites[1].Name)
+	}
+}
+
+func checkKeys(cfg *config.Config, add adder) {
+	switch {
+	case cfg.KEKFile != "":
+		sev := Warn
+		detail := "the keyring is unlocked by a key file (%s), not by an HSM"
+		if filepath.Dir(cfg.KEKFile) == filepath.Dir(cfg.Keyring) || sameDisk(cfg.KEKFile, cfg.DataDir) {
+			detail += "; it lies on the same filesystem as the data, so one stolen disk holds both"
+		}
+		add(sev, "keys.protection", detail, cfg.KEKFile)
+	case cfg.PassphraseFile != "":
+		add(Warn, "keys.protection", "the keyring is unlocked by a passphrase file (%s), not by an HSM", cfg.PassphraseFile)
+	}
+}
+
+// checkFiles: what holds keys or metadata must not be readable by others.
+func checkFiles(cfg *config.Config, add adder) {
+	perm := func(path string, want fs.FileMode, sev Severity, what string) {
+		st, err := os.Stat(path)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return
+			}
+			add(Fail, "files", "%s: %v", path, err)
+			return
+		}
+		if extra := st.Mode().Perm() &^ want; extra != 0 {
+			add(sev, "files", "%s (%s) is mode %04o; want at most %04o", path, what, st.Mode().Perm(), want)
+			return
+		}
+		add(OK, "files", "%s (%s) mode %04o", path, what, st.Mode().Perm())
+	}
+	perm(cfg.DataDir, 0o700, Fail, "data directory")
+	perm(cfg.Keyring, 0o600, Fail, "keyring")
+	if cfg.KEKFile != "" {
+		perm(cfg.KEKFile, 0o600, Fail, "key-encryption key")
+	}
+	if cfg.PassphraseFile != "" {
+		perm(cfg.PassphraseFile, 0o600, Fail, "passphrase")
+	}
+	perm(cfg.TLS.Key, 0o600, Fail, "TLS private key")
+	perm(filepath.Join(cfg.DataDir, "spool"), 0o700, Fail, "SIPREC spool")
+	for _, s := range cfg.Sites {
+		perm(s.Dir, 0o700, Fail, "site "+s.Name)
+	}
+	perm(cfg.CatalogPath(), 0o600, Warn, "catalog")
+	perm(cfg.DirectoryPath(), 0o600, Warn, "directory")
+}
+
+// Summary counts findings by severity.
+func Summary(fs []Finding) (ok, warn, fail int) {
+	for _, f := range fs {
+		switch f.Severity {
+		case OK:
+			ok++
+		case Warn:
+			warn++
+		case Fail:
+			fail++
+		}
+	}
+	return ok, warn, fail
+}
