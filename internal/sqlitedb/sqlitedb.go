@@ -9,7 +9,9 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"time"
@@ -40,10 +42,13 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	// URI parameters.
 	// The file is the owner's alone: created 0600 before SQLite opens it
 	// (its -wal and -shm files take the same mode), tightened if older.
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-		return nil, fmt.Errorf("sqlitedb: open: %w", err)
-	} else {
+	// An existing file is never opened here: closing any descriptor of a
+	// database file drops every POSIX lock this process holds on it, and
+	// another connection of this process may hold some.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
 		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlitedb: open: %w", err)
 	}
 	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
 		if err := os.Chmod(path, st.Mode().Perm()&0o700); err != nil {
