@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -40,10 +41,9 @@ func runSipp(t *testing.T, target, scen, token string, extra ...string) ([]byte,
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Fatal("sipp is not installed; scripts/deps.sh installs Debian's sip-tester")
 	}
-	mp := freeUDPPort(t) &^ 1
-	args := append([]string{target, "-sf", scen, "-cid_str", token + "-%u@%s", "-t", "u1", "-i", "127.0.0.1", "-mi", "127.0.0.1",
-		"-mp", fmt.Sprint(mp), "-p", fmt.Sprint(freeUDPPort(t)), "-nostdin", "-timeout", "180s", "-timeout_error",
-		"-max_recv_loops", "1000", "-trace_err", "-error_file", filepath.Join(filepath.Dir(scen), "sipp-errors.log")}, extra...)
+	args := append(sippArgs(t, target, scen, token), "-timeout", "180s", "-timeout_error",
+		"-max_recv_loops", "1000", "-trace_err", "-error_file", filepath.Join(filepath.Dir(scen), "sipp-errors.log"))
+	args = append(args, extra...)
 	cmd := exec.Command("sipp", args...)
 	cmd.Dir = filepath.Dir(scen)
 	out, err := cmd.CombinedOutput()
@@ -52,6 +52,37 @@ func runSipp(t *testing.T, target, scen, token string, extra ...string) ([]byte,
 		out = append(out, errs...)
 	}
 	return out, err
+}
+
+// sippArgs are the arguments every sipp run of the tests shares: the
+// scenario, Call-IDs TOKEN-N@…, UDP from 127.0.0.1 with free ports.
+func sippArgs(t *testing.T, target, scen, token string) []string {
+	return []string{target, "-sf", scen, "-cid_str", token + "-%u@%s", "-t", "u1", "-i", "127.0.0.1", "-mi", "127.0.0.1",
+		"-mp", fmt.Sprint(freeUDPPort(t) &^ 1), "-p", fmt.Sprint(freeUDPPort(t)), "-nostdin"}
+}
+
+// sippInBackground plays one call of sc (its pcap made of legs) against
+// srv and returns once the server records it; stop ends sipp.
+func sippInBackground(t *testing.T, dir string, srv *server, sc siptest.Scenario, legs []siptest.Leg) (stop func()) {
+	t.Helper()
+	mustPcap(t, filepath.Join(dir, sc.Pcap), legs)
+	scen := filepath.Join(dir, sc.Token+".xml")
+	if err := os.WriteFile(scen, []byte(sc.XML()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sipp := exec.CommandContext(ctx, "sipp", append(sippArgs(t, srv.sipAddr, scen, sc.Token), "-m", "1")...)
+	sipp.Dir = dir
+	if err := sipp.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stop = func() { cancel(); sipp.Wait() }
+	t.Cleanup(stop)
+	waitFor(t, 10*time.Second, "call recording", func() bool {
+		return statusJSON(t, srv.dataDir)["capture"].(map[string]any)["active"].(float64) == 1
+	})
+	return stop
 }
 
 // wavChannels decodes a stored WAV (PCM16 or G.711, 8 kHz) into channels.

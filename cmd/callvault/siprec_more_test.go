@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -304,27 +302,13 @@ func TestSIPRecKill(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	srv := startServer(t, data, filepath.Join(dir, "serve.log"))
 	caller, nurse := siptest.NoiseSamples(11, 8000*20), siptest.NoiseSamples(12, 8000*20)
-	mustPcap(t, filepath.Join(dir, "k.pcap"), []siptest.Leg{{PortOffset: 0, SSRC: 11, Samples: caller}, {PortOffset: 2, SSRC: 12, Samples: nurse}})
-	sc := siptest.Scenario{Token: "kill", Pcap: "k.pcap", HoldMS: 25000}
-	scen := filepath.Join(dir, "k.xml")
-	os.WriteFile(scen, []byte(sc.XML()), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sipp := exec.CommandContext(ctx, "sipp", srv.sipAddr, "-sf", scen, "-cid_str", "kill-%u@%s", "-t", "u1", "-i", "127.0.0.1",
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(freeUDPPort(t)&^1), "-p", fmt.Sprint(freeUDPPort(t)), "-m", "1", "-nostdin")
-	sipp.Dir = dir
-	if err := sipp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sipp.Wait()
-	waitFor(t, 10*time.Second, "call recording", func() bool {
-		return statusJSON(t, data)["capture"].(map[string]any)["active"].(float64) == 1
-	})
+	stopSipp := sippInBackground(t, dir, srv, siptest.Scenario{Token: "kill", Pcap: "k.pcap", HoldMS: 25000},
+		[]siptest.Leg{{PortOffset: 0, SSRC: 11, Samples: caller}, {PortOffset: 2, SSRC: 12, Samples: nurse}})
 	answered := time.Now()
 	time.Sleep(8 * time.Second)
 	srv.kill()
 	killedAfter := time.Since(answered)
-	cancel()
+	stopSipp()
 
 	srv = startServer(t, data, filepath.Join(dir, "serve2.log"))
 	id := srv.linkWhenStored(t, "orig-kill-1", "191212121212")
@@ -376,25 +360,12 @@ func TestSIPRecShutdown(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	srv := startServer(t, data, filepath.Join(dir, "serve.log"))
-	mustPcap(t, filepath.Join(dir, "s.pcap"), []siptest.Leg{{PortOffset: 0, SSRC: 1, Samples: siptest.NoiseSamples(21, 8000*10)},
-		{PortOffset: 2, SSRC: 2, Samples: siptest.NoiseSamples(22, 8000*10)}})
-	scen := filepath.Join(dir, "s.xml")
-	os.WriteFile(scen, []byte(siptest.Scenario{Token: "stop", Pcap: "s.pcap", HoldMS: 12000}.XML()), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sipp := exec.CommandContext(ctx, "sipp", srv.sipAddr, "-sf", scen, "-cid_str", "stop-%u@%s", "-t", "u1", "-i", "127.0.0.1",
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(freeUDPPort(t)&^1), "-p", fmt.Sprint(freeUDPPort(t)), "-m", "1", "-nostdin")
-	sipp.Dir = dir
-	if err := sipp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sipp.Wait()
-	waitFor(t, 10*time.Second, "call recording", func() bool {
-		return statusJSON(t, data)["capture"].(map[string]any)["active"].(float64) == 1
-	})
+	stopSipp := sippInBackground(t, dir, srv, siptest.Scenario{Token: "stop", Pcap: "s.pcap", HoldMS: 12000},
+		[]siptest.Leg{{PortOffset: 0, SSRC: 1, Samples: siptest.NoiseSamples(21, 8000*10)},
+			{PortOffset: 2, SSRC: 2, Samples: siptest.NoiseSamples(22, 8000*10)}})
 	time.Sleep(3 * time.Second)
 	srv.stop()
-	cancel()
+	stopSipp()
 	st := statusJSON(t, data)["capture"].(map[string]any)
 	if st["incomplete"].(float64) != 1 || st["active"].(float64) != 0 {
 		t.Fatalf("after SIGTERM mid-call: capture %v, want it stored as incomplete before serve exited", st)
