@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // Replicator writes every blob to two sites and reads from whichever holds
@@ -104,6 +105,16 @@ type siteUpload struct {
 	site string
 	up   Upload // nil if the site never started
 	err  error  // why this site dropped out; nil while it is writing
+}
+
+// LockUntil asks every site that can lock blobs (Locker) to lock this one
+// until t. Call it before the first Write.
+func (m *MultiUpload) LockUntil(t time.Time) {
+	for _, u := range m.ups {
+		if u.up != nil {
+			LockUntil(u.up, t)
+		}
+	}
 }
 
 // errMultiUploadClosed is returned by Write and Commit after the upload ended.
@@ -344,6 +355,15 @@ func copyBlob(ctx context.Context, src, dst Store, name string, want []byte) err
 		return err
 	}
 	defer up.Abort()
+	// The copy keeps the source's lock: a repaired copy is as protected
+	// as the one it was made from.
+	if r, ok := src.(Retainer); ok {
+		until, err := r.Retention(ctx, name)
+		if err != nil {
+			return err
+		}
+		LockUntil(up, until)
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(up, h), io.NewSectionReader(b, 0, b.Size()), make([]byte, repairBufSize))
 	if err != nil {

@@ -129,6 +129,43 @@ type Upload interface {
 	Abort() error
 }
 
+// Locker is implemented by uploads to stores that can lock a blob against
+// deletion and change (S3 Object Lock in COMPLIANCE mode). LockUntil must
+// be called before the first Write; the committed blob then cannot be
+// deleted or overwritten on the store, by anyone, before t. Stores that
+// cannot lock (FS) do not implement it: use LockUntil, which ignores them.
+type Locker interface {
+	LockUntil(t time.Time)
+}
+
+// LockUntil asks up to lock its blob until t if its store can (Locker);
+// otherwise it does nothing.
+func LockUntil(up Upload, t time.Time) {
+	if l, ok := up.(Locker); ok && !t.IsZero() {
+		l.LockUntil(t)
+	}
+}
+
+// Retainer is implemented by stores that can report a blob's lock, so a
+// repaired copy gets the same lock as the copy it was made from.
+type Retainer interface {
+	// Retention returns the date until which the committed blob name is
+	// locked, or the zero time if it is not.
+	Retention(ctx context.Context, name string) (time.Time, error)
+}
+
+// WORMChecker is implemented by stores that can lock blobs. CheckWORM
+// verifies that the store enforces its locks now (a locked test object
+// cannot be deleted); it returns an error wrapping ErrNotWORM if not, and
+// other errors when it could not tell.
+type WORMChecker interface {
+	CheckWORM(ctx context.Context) error
+}
+
+// ErrNotWORM is returned (wrapped) by WORMChecker.CheckWORM when the store
+// does not enforce its locks.
+var ErrNotWORM = errors.New("the store does not enforce its object locks")
+
 // Blob is a committed blob opened for reading. Its content never changes
 // while it is open. ReadAt follows io.ReaderAt, including concurrent calls;
 // reads after Close fail. Reads may fail if the blob is deleted while open.
