@@ -10,18 +10,21 @@ import (
 	"time"
 
 	"callvault/internal/recording"
-	"callvault/internal/sqlitedb"
+	"callvault/internal/sqldb"
 )
 
 // Directory is the register of care units, users and systems, and patient
-// blocks, kept in SQLite. It is the only source of roles: a certificate
-// proves who someone is, the directory says what they may do.
+// blocks, kept in SQLite or PostgreSQL (package sqldb). It is the only
+// source of roles: a certificate proves who someone is, the directory says
+// what they may do.
 type Directory struct {
-	db *sql.DB
+	db *sqldb.DB
 }
 
-var directoryMigrations = []string{
-	`CREATE TABLE units (
+// directoryMigrations is the schema, append-only. The SQLite text of each
+// version is exactly what shipped before the PostgreSQL variants existed.
+var directoryMigrations = []sqldb.Migration{{
+	SQLite: `CREATE TABLE units (
 		hsa_id TEXT PRIMARY KEY,
 		care_provider TEXT NOT NULL,
 		name TEXT NOT NULL,
@@ -42,34 +45,69 @@ var directoryMigrations = []string{
 		created_at INTEGER NOT NULL,
 		PRIMARY KEY (patient_index, care_unit)
 	);`,
+	Postgres: `CREATE TABLE units (
+		hsa_id TEXT PRIMARY KEY,
+		care_provider TEXT NOT NULL,
+		name TEXT NOT NULL,
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE principals (
+		hsa_id TEXT PRIMARY KEY,
+		display_name TEXT NOT NULL,
+		care_provider TEXT NOT NULL,
+		care_unit TEXT NOT NULL REFERENCES units(hsa_id),
+		roles TEXT NOT NULL,
+		disabled BIGINT NOT NULL DEFAULT 0,
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE blocks (
+		patient_index BYTEA NOT NULL,
+		care_unit TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (patient_index, care_unit)
+	);`,
+}, {
 	// v2: patients with protected identity (skyddad identitet), for log
 	// follow-up.
-	`CREATE TABLE protected_patients (
+	SQLite: `CREATE TABLE protected_patients (
 		patient_index BLOB PRIMARY KEY,
 		created_at INTEGER NOT NULL
 	);`,
+	Postgres: `CREATE TABLE protected_patients (
+		patient_index BYTEA PRIMARY KEY,
+		created_at BIGINT NOT NULL
+	);`,
+}, {
 	// v3: SIP addresses of record of staff, so that a recorded call's
 	// agent (docs/siprec.md) is known by HSA-ID.
-	`CREATE TABLE aors (
+	SQLite: `CREATE TABLE aors (
 		aor TEXT PRIMARY KEY,
 		hsa_id TEXT NOT NULL REFERENCES principals(hsa_id),
 		created_at INTEGER NOT NULL
 	);`,
-}
+	Postgres: `CREATE TABLE aors (
+		aor TEXT PRIMARY KEY,
+		hsa_id TEXT NOT NULL REFERENCES principals(hsa_id),
+		created_at BIGINT NOT NULL
+	);`,
+}}
 
 // ErrExists is returned when adding a unit or principal that is already registered.
 var ErrExists = errors.New("access: already registered")
 
-// ErrNotFound is returned for an unregistered unit or principal.
+// ErrNotFound is returned for an unregistered unit or principal: looked
+// up, changed, or named by a new principal (its care unit) or AOR (its
+// principal).
 var ErrNotFound = errors.New("access: not registered")
 
-// OpenDirectory opens (creating and migrating) the directory database at path.
-func OpenDirectory(ctx context.Context, path string) (*Directory, error) {
-	db, err := sqlitedb.Open(ctx, path)
+// OpenDirectory opens (creating and migrating) the directory database:
+// dsnOrPath is the path of a SQLite file or a postgres:// URL (sqldb.Open).
+func OpenDirectory(ctx context.Context, dsnOrPath string) (*Directory, error) {
+	db, err := sqldb.Open(ctx, dsnOrPath, "directory")
 	if err != nil {
 		return nil, fmt.Errorf("access: directory: %w", err)
 	}
-	if err := sqlitedb.Migrate(ctx, db, "directory", directoryMigrations); err != nil {
+	if err := sqldb.Migrate(ctx, db, "directory", directoryMigrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("access: directory: %w", err)
 	}
@@ -79,10 +117,11 @@ func OpenDirectory(ctx context.Context, path string) (*Directory, error) {
 // Close closes the database.
 func (d *Directory) Close() error { return d.db.Close() }
 
-// Snapshot writes a consistent copy of the directory database to path,
-// which must not exist.
+// Snapshot writes a consistent copy of a SQLite directory database to
+// path, which must not exist. On PostgreSQL it returns an error wrapping
+// sqldb.ErrSnapshotUnsupported: back the database up with its own tools.
 func (d *Directory) Snapshot(ctx context.Context, path string) error {
-	return sqlitedb.Snapshot(ctx, d.db, path)
+	return d.db.Snapshot(ctx, path)
 }
 
 // Unit is a registered care unit (vårdenhet).
@@ -102,7 +141,8 @@ type Entry struct {
 	Disabled     bool
 }
 
-// AddUnit registers a care unit under a care provider.
+// AddUnit registers a care unit under a care provider; a unit already
+// registered is ErrExists.
 func (d *Directory) AddUnit(ctx context.Context, u Unit) error {
 	if !recording.ValidHSAID(u.HSAID) || !recording.ValidHSAID(u.CareProvider) {
 		return errors.New("access: unit and care provider must be HSA-IDs")
@@ -112,13 +152,7 @@ func (d *Directory) AddUnit(ctx context.Context, u Unit) error {
 	}
 	_, err := d.db.ExecContext(ctx, `INSERT INTO units (hsa_id, care_provider, name, created_at) VALUES (?, ?, ?, ?)`,
 		u.HSAID, u.CareProvider, u.Name, time.Now().UnixNano())
-	if isConstraint(err) {
-		return fmt.Errorf("%w: unit %s", ErrExists, u.HSAID)
-	}
-	if err != nil {
-		return fmt.Errorf("access: add unit: %w", err)
-	}
-	return nil
+	return insertError(err, "add unit", "unit "+u.HSAID, "")
 }
 
 // UnitKnown reports whether unit is registered under careProvider.
@@ -132,7 +166,8 @@ func (d *Directory) UnitKnown(ctx context.Context, careProvider, unit string) (b
 }
 
 // Add registers a user or system. Its unit must be registered under its
-// care provider, and it needs at least one role.
+// care provider (else ErrNotFound), and it needs at least one role. An
+// HSA-ID already registered is ErrExists.
 func (d *Directory) Add(ctx context.Context, e Entry) error {
 	if !recording.ValidHSAID(e.HSAID) {
 		return errors.New("access: not an HSA-ID")
@@ -145,7 +180,7 @@ func (d *Directory) Add(ctx context.Context, e Entry) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("access: care unit %s is not registered under care provider %s", e.CareUnit, e.CareProvider)
+		return fmt.Errorf("%w: care unit %s under care provider %s", ErrNotFound, e.CareUnit, e.CareProvider)
 	}
 	roles := make([]string, len(e.Roles))
 	for i, r := range e.Roles {
@@ -156,13 +191,7 @@ func (d *Directory) Add(ctx context.Context, e Entry) error {
 	}
 	_, err = d.db.ExecContext(ctx, `INSERT INTO principals (hsa_id, display_name, care_provider, care_unit, roles, disabled, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.HSAID, e.DisplayName, e.CareProvider, e.CareUnit, strings.Join(roles, ","), e.Disabled, time.Now().UnixNano())
-	if isConstraint(err) {
-		return fmt.Errorf("%w: %s", ErrExists, e.HSAID)
-	}
-	if err != nil {
-		return fmt.Errorf("access: add principal: %w", err)
-	}
-	return nil
+	return insertError(err, "add principal", e.HSAID, "care unit "+e.CareUnit)
 }
 
 // SetDisabled disables or re-enables a principal. A disabled principal is
@@ -267,7 +296,7 @@ func (d *Directory) Principal(ctx context.Context, cert *x509.Certificate) (*Pri
 // AddBlock records that the patient (by blind index) blocks access from
 // careUnit. Adding an existing block is not an error.
 func (d *Directory) AddBlock(ctx context.Context, patientIndex []byte, careUnit string) error {
-	_, err := d.db.ExecContext(ctx, `INSERT OR IGNORE INTO blocks (patient_index, care_unit, created_at) VALUES (?, ?, ?)`,
+	_, err := d.db.ExecContext(ctx, `INSERT INTO blocks (patient_index, care_unit, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 		patientIndex, careUnit, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("access: add block: %w", err)
@@ -302,7 +331,7 @@ func (d *Directory) Blocked(ctx context.Context, patientIndex []byte, careUnit s
 func (d *Directory) SetProtected(ctx context.Context, patientIndex []byte, on bool) error {
 	var err error
 	if on {
-		_, err = d.db.ExecContext(ctx, `INSERT OR IGNORE INTO protected_patients (patient_index, created_at) VALUES (?, ?)`,
+		_, err = d.db.ExecContext(ctx, `INSERT INTO protected_patients (patient_index, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
 			patientIndex, time.Now().UnixNano())
 	} else {
 		_, err = d.db.ExecContext(ctx, `DELETE FROM protected_patients WHERE patient_index = ?`, patientIndex)
@@ -323,8 +352,26 @@ func (d *Directory) Protected(ctx context.Context, patientIndex []byte) (bool, e
 	return n > 0, nil
 }
 
-func isConstraint(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "constraint failed")
+// insertError maps the error of an INSERT: a duplicate key is ErrExists
+// (naming exists), a reference to a missing row ErrNotFound (naming
+// missing, the referenced unit or principal), anything else an error of
+// op.
+func insertError(err error, op, exists, missing string) error {
+	switch {
+	case err == nil:
+		return nil
+	case sqldb.IsUniqueViolation(err):
+		if exists == "" {
+			return ErrExists
+		}
+		return fmt.Errorf("%w: %s", ErrExists, exists)
+	case sqldb.IsForeignKeyViolation(err):
+		if missing == "" {
+			return ErrNotFound
+		}
+		return fmt.Errorf("%w: %s", ErrNotFound, missing)
+	}
+	return fmt.Errorf("access: %s: %w", op, err)
 }
 
 // NormalizeAOR returns the comparable form of a SIP address of record:
@@ -354,8 +401,8 @@ func NormalizeAOR(aor string) string {
 }
 
 // AddAOR registers aor (normalized by NormalizeAOR) as the SIP address of
-// record of the principal hsaID, who must be registered. An AOR already
-// registered is ErrExists.
+// record of the principal hsaID, who must be registered (else
+// ErrNotFound). An AOR already registered is ErrExists.
 func (d *Directory) AddAOR(ctx context.Context, aor, hsaID string) error {
 	n := NormalizeAOR(aor)
 	if !strings.HasPrefix(n, "sip:") && !strings.HasPrefix(n, "sips:") && !strings.HasPrefix(n, "tel:") {
@@ -365,13 +412,8 @@ func (d *Directory) AddAOR(ctx context.Context, aor, hsaID string) error {
 		return err
 	}
 	_, err := d.db.ExecContext(ctx, `INSERT INTO aors (aor, hsa_id, created_at) VALUES (?, ?, ?)`, n, hsaID, time.Now().UnixNano())
-	if isConstraint(err) {
-		return ErrExists
-	}
-	if err != nil {
-		return fmt.Errorf("access: add aor: %w", err)
-	}
-	return nil
+	// The AOR is not named in errors: it may hold a phone number.
+	return insertError(err, "add aor", "", hsaID)
 }
 
 // ByAOR returns the HSA-ID of the enabled principal whose address of record
