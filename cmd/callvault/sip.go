@@ -79,15 +79,8 @@ func startSIP(ctx context.Context, cfg *config.Config, st *stack, tlsCfg *tls.Co
 	}
 	s := &sipService{srv: srv}
 	if sc.Listen != "" {
-		if s.udp, err = net.ListenPacket("udp", sc.Listen); err != nil {
-			return nil, fmt.Errorf("siprec udp: %w", err)
-		}
-		// TCP on the port UDP got (it may have been :0).
-		host, _, _ := net.SplitHostPort(sc.Listen)
-		_, port, _ := net.SplitHostPort(s.udp.LocalAddr().String())
-		if s.tcp, err = net.Listen("tcp", net.JoinHostPort(host, port)); err != nil {
-			s.udp.Close()
-			return nil, fmt.Errorf("siprec tcp: %w", err)
+		if s.udp, s.tcp, err = listenUDPAndTCP(sc.Listen); err != nil {
+			return nil, err
 		}
 		s.udpAddr = s.udp.LocalAddr().String()
 		go srv.ServeUDP(s.udp)
@@ -124,4 +117,34 @@ func (s *sipService) close() {
 		}
 	}
 	s.srv.Close()
+}
+
+// listenUDPAndTCP listens on addr for SIP over UDP and TCP, on one port.
+// With port 0 the kernel picks the UDP port, and TCP on the same number
+// may be taken (an outgoing connection's ephemeral port, say): then both
+// are given up and another port is tried, a few times.
+func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("siprec: listen address: %w", err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("siprec udp: %w", err)
+		}
+		_, got, _ := net.SplitHostPort(udp.LocalAddr().String())
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, got))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if i+1 >= tries {
+			return nil, nil, fmt.Errorf("siprec tcp: %w", err)
+		}
+	}
 }
