@@ -20,6 +20,11 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test" >&2
 go test -count=1 -timeout 8m ./...
 
+# The end-to-end tests again, with serve on the scale-out backends: sites a
+# and b as buckets in two S3 servers with Object Lock (versitygw).
+echo "== go test ./cmd/callvault on the scale-out stack" >&2
+CALLVAULT_E2E_STACK=scaleout go test -count=1 -timeout 8m ./cmd/callvault
+
 echo "== fuzz (short)" >&2
 for target in "./internal/pnr FuzzParse" "./internal/audio FuzzProbe" "./internal/seal FuzzReader" \
               "./internal/httpapi FuzzParseMetadata" "./internal/site FuzzValidName" \

@@ -78,6 +78,20 @@ func prepareDev(ctx context.Context, cfg *config.Config) (*devSetup, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Keyring), 0o700); err != nil {
 		return nil, err
 	}
+	// Dev S3 sites get their buckets made here, with Object Lock where
+	// the store supports it; production buckets are the operator's.
+	for _, sc := range cfg.Sites {
+		if sc.URL == "" {
+			continue
+		}
+		st, err := openS3Site(sc)
+		if err != nil {
+			return nil, err
+		}
+		// A store that cannot be reached now is not fatal here: serve
+		// starts degraded and logs the site's error, as for a directory.
+		_, _ = st.EnsureBucket(ctx, true)
+	}
 	s := &devSetup{cfg: cfg, sampleMD: filepath.Join(devDir, "sample-metadata.json"), samplePNR: devPatients[0]}
 	if _, err := os.Stat(filepath.Join(devDir, "ca.pem")); errors.Is(err, os.ErrNotExist) {
 		s.firstRun = true

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,7 +36,16 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.OpsListen = *ops
 	}
 	findings := posture.Check(cfg, time.Now())
-	findings = append(findings, running(ctx, "http://"+cfg.OpsListen+"/healthz"))
+	serve := running(ctx, "http://"+cfg.OpsListen+"/healthz")
+	findings = append(findings, serve)
+	if serve.Severity != posture.Warn { // a serve answered
+		worm, err := wormMetrics(ctx, "http://"+cfg.OpsListen+"/metrics")
+		if err != nil {
+			findings = append(findings, posture.Finding{Severity: posture.Fail, Check: "sites.worm", Detail: err.Error()})
+		} else {
+			findings = append(findings, posture.RunningWORM(cfg, worm)...)
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -73,4 +84,42 @@ func running(ctx context.Context, url string) posture.Finding {
 		return posture.Finding{Severity: posture.Fail, Check: "serve", Detail: fmt.Sprintf("%s answers %d: %s", url, resp.StatusCode, msg)}
 	}
 	return posture.Finding{Severity: posture.OK, Check: "serve", Detail: url + " answers " + msg}
+}
+
+// wormMetrics reads callvault_site_worm{site="…"} from a serve's metrics.
+func wormMetrics(ctx context.Context, url string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: %s answers %d", url, resp.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	const prefix = `callvault_site_worm{site="`
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		name, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: callvault_site_worm for site %s: %w", name, err)
+		}
+		out[name] = v
+	}
+	return out, sc.Err()
 }

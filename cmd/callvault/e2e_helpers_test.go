@@ -17,11 +17,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"callvault/internal/audio"
+	"callvault/internal/config"
+	"callvault/internal/site/s3site/s3test"
 )
 
 // binPath is the callvault binary built once by TestMain.
@@ -39,9 +42,69 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building callvault: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	switch e2eStack = os.Getenv("CALLVAULT_E2E_STACK"); e2eStack {
+	case "", "embedded":
+		e2eStack = "embedded"
+	case "scaleout":
+		if _, err := s3test.Binary(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "CALLVAULT_E2E_STACK=%q: want embedded or scaleout\n", e2eStack)
+		os.Exit(2)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// e2eStack is the stack the end-to-end tests run serve on, from
+// CALLVAULT_E2E_STACK: "embedded" (SQLite, directory sites, key file; the
+// default) or "scaleout" (sites a and b in two S3 servers with Object Lock
+// per data directory). The test command runs both.
+var e2eStack string
+
+// s3Stores are the two S3 servers (sites a and b, as two data centres) of
+// each scaleout data directory; a test may stop one without touching
+// another test's.
+var s3Stores = struct {
+	sync.Mutex
+	byDir map[string]*[2]*s3test.Server
+}{byDir: map[string]*[2]*s3test.Server{}}
+
+// s3Of returns dataDir's S3 servers, or nil outside the scaleout stack.
+func s3Of(dataDir string) *[2]*s3test.Server {
+	s3Stores.Lock()
+	defer s3Stores.Unlock()
+	return s3Stores.byDir[dataDir]
+}
+
+// useStack makes dataDir run on the e2e stack: for scaleout, it starts two
+// S3 servers for it and records a bucket on each as the dev backends
+// (serve --dev creates them), once per data directory.
+func useStack(t *testing.T, dataDir string) {
+	t.Helper()
+	if e2eStack != "scaleout" || s3Of(dataDir) != nil {
+		return
+	}
+	var pair [2]*s3test.Server
+	for i := range pair {
+		pair[i] = s3test.Start(t)
+	}
+	cfg, err := config.Dev(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.SetDevBackends(config.DevBackends{
+		SiteA: pair[0].URL(s3test.BucketName("site-a")),
+		SiteB: pair[1].URL(s3test.BucketName("site-b")),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s3Stores.Lock()
+	s3Stores.byDir[dataDir] = &pair
+	s3Stores.Unlock()
 }
 
 // server is a running `callvault serve --dev` child process.
@@ -72,6 +135,7 @@ func freeAddr(t *testing.T) string {
 // waits until it listens.
 func startServer(t *testing.T, dataDir, logPath string, extra ...string) *server {
 	t.Helper()
+	useStack(t, dataDir)
 	s := &server{t: t, dataDir: dataDir, logPath: logPath, waitErr: make(chan error, 1)}
 	// Port 0: the kernel picks free ports at bind time (a port picked
 	// beforehand can be taken by a parallel test); startProcess reads the
@@ -341,8 +405,8 @@ func statusJSON(t *testing.T, dataDir string) map[string]any {
 func siteFiles(t *testing.T, dataDir string) []string {
 	t.Helper()
 	var out []string
-	for _, site := range []string{"site-a", "site-b"} {
-		filepath.WalkDir(filepath.Join(dataDir, site), func(p string, d os.DirEntry, err error) error {
+	for _, site := range []string{"a", "b"} {
+		filepath.WalkDir(siteBlobDir(t, dataDir, site), func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				out = append(out, p)
 			}

@@ -189,7 +189,7 @@ func TestKeyEscrow(t *testing.T) {
 // isAudioBlob reports whether site file p is the blob of one of ids.
 func isAudioBlob(p string, ids []string) bool {
 	for _, id := range ids {
-		if filepath.Base(p) == id+".blob" {
+		if b := filepath.Base(p); b == id+".blob" || b == id { // a directory site; an S3 object
 			return true
 		}
 	}

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"callvault/internal/config"
+	"callvault/internal/site/s3site"
 )
 
 // opsGet fetches path from the server's plain ops listener.
@@ -56,6 +59,20 @@ func bringBack(t *testing.T, siteDir, away string) {
 }
 
 func blobPath(dataDir, site, id string) string {
+	if pair := s3Of(dataDir); pair != nil {
+		// versitygw keeps an object as a file named by its key in a
+		// directory per bucket: the store's own disk.
+		cfg, err := config.Dev(dataDir)
+		if err != nil {
+			panic(err)
+		}
+		i := map[string]int{"a": 0, "b": 1}[site]
+		c, err := s3site.ParseURL(cfg.Sites[i].URL)
+		if err != nil {
+			panic(err)
+		}
+		return filepath.Join(pair[i].Root(), c.Bucket, id)
+	}
 	return filepath.Join(dataDir, "site-"+site, id[:2], id+".blob")
 }
 
@@ -67,9 +84,7 @@ func TestOneSiteOutage(t *testing.T) {
 	dataDir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "serve.log")
 	srv := startServer(t, dataDir, logPath, "--repair-interval", "200ms")
-	siteB := filepath.Join(dataDir, "site-b")
-
-	away := takeDown(t, siteB)
+	back := siteDown(t, dataDir, "b")
 	wav := noiseWAV(t, 71, 2)
 	r := srv.upload("capture", mustJSON(t, meta(testPatient, testCaller, unitA)), wav)
 	if r.status != http.StatusCreated {
@@ -103,7 +118,7 @@ func TestOneSiteOutage(t *testing.T) {
 		t.Fatalf("playback from site a alone: %d, %d bytes", r.status, len(r.body))
 	}
 
-	bringBack(t, siteB, away)
+	back()
 	deadline := time.Now().Add(20 * time.Second)
 	for statusJSON(t, dataDir)["replication_pending"] != float64(0) {
 		if time.Now().After(deadline) {
@@ -129,9 +144,7 @@ func TestOneSiteOutage(t *testing.T) {
 		t.Fatal("metrics still show a backlog after repair")
 	}
 	// The site must be read for real: play from b alone.
-	if err := os.Rename(filepath.Join(dataDir, "site-a"), filepath.Join(dataDir, "site-a.away")); err != nil {
-		t.Fatal(err)
-	}
+	siteDown(t, dataDir, "a")
 	r = srv.do("nurse", "GET", "/v1/recordings/"+id+"/audio", nil, "X-Purpose", "care")
 	if r.status != http.StatusOK || !bytes.Equal(r.body, wav) {
 		t.Fatalf("playback from the repaired site b alone: %d, %d bytes", r.status, len(r.body))
@@ -146,8 +159,7 @@ func TestStartWithSitesDown(t *testing.T) {
 	srv := startServer(t, dataDir, logPath)
 	srv.stop()
 
-	siteA, siteB := filepath.Join(dataDir, "site-a"), filepath.Join(dataDir, "site-b")
-	awayB := takeDown(t, siteB)
+	backB := siteDown(t, dataDir, "b")
 	srv = startServer(t, dataDir, logPath)
 	if code, body := srv.opsGet("/healthz"); code != http.StatusServiceUnavailable || body != "degraded: site b unavailable\n" {
 		t.Fatalf("healthz after a degraded start: %d %q", code, body)
@@ -162,7 +174,7 @@ func TestStartWithSitesDown(t *testing.T) {
 		t.Errorf("no log line for the degraded start:\n%s", log)
 	}
 
-	awayA := takeDown(t, siteA)
+	backA := siteDown(t, dataDir, "a")
 	cmd := exec.Command(binPath, "serve", "--dev", "--data", dataDir, "--listen", freeAddr(t), "--ops-listen", freeAddr(t))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -172,8 +184,8 @@ func TestStartWithSitesDown(t *testing.T) {
 	if !strings.Contains(stderr.String(), "callvault: serve: no site is available") {
 		t.Fatalf("serve with both sites down said:\n%s", stderr.String())
 	}
-	bringBack(t, siteA, awayA)
-	bringBack(t, siteB, awayB)
+	backA()
+	backB()
 }
 
 // serve without --dev runs from a config file and refuses to start without

@@ -101,13 +101,7 @@ func TestScrubRepairsAndReports(t *testing.T) {
 		id := make([]byte, 16)
 		rand.Read(id)
 		name := hex.EncodeToString(id)
-		p := blobPath(dataDir, "a", name)
-		os.MkdirAll(filepath.Dir(p), 0o700)
-		if err := os.WriteFile(p, bytes.Repeat([]byte{1}, 500), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		then := time.Now().Add(-age)
-		os.Chtimes(p, then, then)
+		plantBlob(t, dataDir, "a", name, bytes.Repeat([]byte{1}, 500), age)
 		return name
 	}
 	oldOrphan, newOrphan := orphan(48*time.Hour), orphan(time.Minute)
@@ -135,11 +129,11 @@ func TestScrubRepairsAndReports(t *testing.T) {
 	if b, err := os.ReadFile(blobPath(dataDir, "b", missingB)); err != nil || !bytes.Equal(a, b) {
 		t.Fatalf("site b's copy was not restored: %v", err)
 	}
-	if _, err := os.Stat(blobPath(dataDir, "a", oldOrphan)); !os.IsNotExist(err) {
-		t.Fatalf("old orphan still there: %v", err)
+	if blobVisible(t, dataDir, "a", oldOrphan) {
+		t.Fatal("old orphan still there")
 	}
-	if _, err := os.Stat(blobPath(dataDir, "a", newOrphan)); err != nil {
-		t.Fatalf("a recent blob without a row was removed: %v", err)
+	if !blobVisible(t, dataDir, "a", newOrphan) {
+		t.Fatal("a recent blob without a row was removed")
 	}
 
 	// Playback: repaired recordings play exactly; the lost one is refused,

@@ -23,8 +23,13 @@ import (
 	"callvault/internal/audit"
 	"callvault/internal/config"
 	"callvault/internal/httpapi"
+	"callvault/internal/site"
 	"callvault/internal/webui"
 )
+
+// wormCheckInterval is how often serve repeats the WORM canary on sites
+// that can lock blobs.
+const wormCheckInterval = 24 * time.Hour
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -45,6 +50,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sipListenTLS := fs.String("sip-listen-tls", "", "SIPREC address for SIP over TLS (--dev default 127.0.0.1:5061; \"off\" turns it off)")
 	rtpPorts := fs.String("rtp-ports", "", "SIPREC media port range MIN-MAX (default 20000-29999)")
 	mediaTimeout := fs.Duration("sip-media-timeout", 0, "end a recorded call after this long without RTP or a dialog refresh (default 30m)")
+	siteA := fs.String("site-a", "", "--dev: site a as a directory or s3://KEY:SECRET@HOST:PORT/BUCKET (s3+http:// on loopback); kept for later commands on the data dir")
+	siteB := fs.String("site-b", "", "--dev: site b, as --site-a")
 	var outboxes stringList
 	fs.Var(&outboxes, "witness-outbox", "directory or https:// URL that receives every audit checkpoint (repeatable; adds to the config's)")
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +68,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := resolveServeConfig(*dev, *data, *file)
 	if err != nil {
 		return err
+	}
+	if *siteA != "" || *siteB != "" {
+		if !cfg.Dev {
+			return errors.New("serve: --site-a and --site-b go with --dev; a config file names its sites")
+		}
+		if err := cfg.SetDevBackends(config.DevBackends{SiteA: *siteA, SiteB: *siteB}); err != nil {
+			return err
+		}
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
@@ -131,12 +146,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// durable pending copy and repaired when it returns (healthz says 503
 	// meanwhile). With both down nothing could be stored or played.
 	available := 0
-	for _, f := range st.fs {
-		if err := f.Check(ctx); err != nil {
-			logger.Error("site unavailable at start; serving degraded", "site", f.Name(), "err", err)
+	for _, s := range st.sites.Sites() {
+		if err := s.Check(ctx); err != nil {
+			logger.Error("site unavailable at start; serving degraded", "site", s.Name(), "err", err)
 			continue
 		}
 		available++
+		f, ok := s.(*site.FS)
+		if !ok {
+			continue
+		}
 		if n, err := f.CleanTemp(ctx, 0); err != nil {
 			return fmt.Errorf("cleaning interrupted uploads: %w", err)
 		} else if n > 0 {
@@ -146,6 +165,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if available == 0 {
 		return errors.New("serve: no site is available; see the log for each site's error")
 	}
+	// Object Lock is verified, not trusted: a canary at start and daily
+	// (docs/deploy.md). A site that fails it is an alert, not a stop.
+	st.arc.CheckWORM(ctx)
 	// The configuration in effect (sites, their jurisdictions, key epoch) is
 	// in the log from every start on, so a change of site shows there.
 	var sites []string
@@ -229,6 +251,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopRepair()
 	go st.arc.RunRepair(repairCtx, time.Duration(cfg.RepairInterval))
 	go st.arc.RunScrub(repairCtx, time.Duration(cfg.ScrubInterval), time.Duration(cfg.OrphanGrace))
+	go st.arc.RunWORMCheck(repairCtx, wormCheckInterval)
 	if cfg.Retention.Disposal == "dispose" {
 		go st.arc.RunDisposal(repairCtx, time.Duration(cfg.Retention.DisposalInterval))
 	}

@@ -20,6 +20,7 @@ import (
 	"callvault/internal/config"
 	"callvault/internal/keys"
 	"callvault/internal/site"
+	"callvault/internal/site/s3site"
 )
 
 // defaultDataDir is where serve --dev and the local subcommands keep data
@@ -185,6 +186,14 @@ func openStack(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ 
 	}
 	var stores []site.Store
 	for _, sc := range cfg.Sites {
+		if sc.URL != "" {
+			s, err := openS3Site(sc)
+			if err != nil {
+				return nil, err
+			}
+			stores = append(stores, s)
+			continue
+		}
 		f, err := site.NewFS(ctx, site.FSConfig{Name: sc.Name, Dir: sc.Dir, Jurisdiction: sc.Jurisdiction})
 		if err != nil {
 			return nil, err
@@ -255,4 +264,14 @@ func reportsOf(cfg *config.Config) archive.Reports {
 		rules.UsualHours = &auditreport.Hours{Start: start, End: end, Days: days}
 	}
 	return archive.Reports{Rules: rules, ShowStaff: cfg.Audit.ExtractShowsStaff}
+}
+
+// openS3Site returns the S3 store of site configuration sc.
+func openS3Site(sc config.Site) (*s3site.Store, error) {
+	c, err := s3site.ParseURL(sc.URL)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", sc.Name, err)
+	}
+	c.Name, c.Jurisdiction = sc.Name, sc.Jurisdiction
+	return s3site.New(c)
 }

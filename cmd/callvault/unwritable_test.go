@@ -93,7 +93,7 @@ func makeUnwritable(t *testing.T, dir string) func() {
 func TestSiteUnwritableDuringUploads(t *testing.T) {
 	dataDir := t.TempDir()
 	srv := startServer(t, dataDir, filepath.Join(t.TempDir(), "serve.log"), "--repair-interval", "300ms")
-	restore := makeUnwritable(t, filepath.Join(dataDir, "site-b"))
+	restore := makeUnwritable(t, siteBlobDir(t, dataDir, "b"))
 
 	const n = 100
 	ids := make([]string, 0, n)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -168,6 +169,9 @@ type Service struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	now       func() time.Time
+
+	wormMu sync.Mutex
+	worm   map[string]WORMState // last CheckWORM, by site; guarded by wormMu
 }
 
 // New returns a Service for cfg.

@@ -210,6 +210,11 @@ func (s *Service) store(ctx context.Context, id string, v *recording.Valid, src 
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
+	// Where a site can lock blobs (S3 Object Lock), the audio is locked
+	// for its retention period. Recovery records are not: they hold the
+	// wrapped file key, and an IVO deletion must be able to destroy it.
+	retainUntil := v.EndedAt.UTC().AddDate(s.retention.Years, 0, 0)
+	up.LockUntil(retainUntil)
 	committed := false
 	defer func() {
 		if !committed {
@@ -260,7 +265,7 @@ func (s *Service) store(ctx context.Context, id string, v *recording.Valid, src 
 		PrivacyNotice: v.PrivacyNotice, Format: info.Container, ContentType: info.ContentType(),
 		AudioBytes: n, BlobBytes: blob.n, BlobSHA256: blob.h.Sum(nil),
 		KeyEpoch: epoch.ID, WrappedKey: wrapped, CreatedAt: s.now().UTC(),
-		RetentionUntil: v.EndedAt.UTC().AddDate(s.retention.Years, 0, 0),
+		RetentionUntil: retainUntil,
 	}
 	if v.Patient != "" {
 		rec.PatientIndex = s.keys.BlindIndex(indexPatient, v.Patient)

@@ -23,6 +23,7 @@ type Metrics struct {
 	scrubLast   prometheus.Gauge
 	lost        prometheus.Gauge
 	captures    *prometheus.CounterVec
+	worm        *prometheus.GaugeVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -64,11 +65,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "callvault_capture_sessions_total",
 		Help: "Live capture sessions by outcome: accepted when they begin; stored, incomplete, cancelled or failed (nothing stored: an alert) when they end.",
 	}, []string{"outcome"})
+	m.worm = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "callvault_site_worm",
+		Help: "1 if the site's last WORM canary showed that it enforces Object Lock, else 0 (not enforced: an alert; or unsupported, unknown).",
+	}, []string{"site"})
 	for _, o := range []string{"accepted", "stored", "incomplete", "cancelled", "failed"} {
 		m.captures.WithLabelValues(o)
 	}
 	reg.MustRegister(m.captures, m.decisions, m.ingests, m.ingestBytes, m.auditAppend, m.auditFail, m.pending, m.repairs, m.deletions,
-		m.scrubCopies, m.scrubBytes, m.scrubLast, m.lost)
+		m.scrubCopies, m.scrubBytes, m.scrubLast, m.lost, m.worm)
 	return m
 }
 

@@ -79,6 +79,9 @@ type SiteStatus struct {
 	Jurisdiction string `json:"jurisdiction"`
 	OK           bool   `json:"ok"`
 	Error        string `json:"error,omitempty"`
+	// WORM is the last WORM check of this serve (CheckWORM); nil where
+	// none ran (a command outside serve).
+	WORM *WORMState `json:"worm,omitempty"`
 }
 
 // Status is the archive's operational state, without personal data.
@@ -136,7 +139,7 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 		cs.Recording = append(cs.Recording, ActiveCapture{CareUnit: a.CareUnit, StartedAt: a.StartedAt})
 	}
 	for _, site := range s.sites.Sites() {
-		ss := SiteStatus{Name: site.Name(), Jurisdiction: site.Jurisdiction(), OK: true}
+		ss := SiteStatus{Name: site.Name(), Jurisdiction: site.Jurisdiction(), OK: true, WORM: s.wormState(site.Name())}
 		if err := site.Check(ctx); err != nil {
 			ss.OK, ss.Error = false, err.Error()
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,12 +17,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"callvault/internal/atomicfile"
+	"callvault/internal/site/s3site"
 )
 
-// Site configures one filesystem storage site.
+// Site configures one storage site: a directory (Dir), or an S3 bucket
+// (URL: s3://KEY:SECRET@HOST:PORT/BUCKET over HTTPS, or s3+http://… for a
+// store on loopback). Exactly one of the two.
 type Site struct {
 	Name         string `json:"name"`
-	Dir          string `json:"dir"`
+	Dir          string `json:"dir,omitempty"`
+	URL          string `json:"url,omitempty"`
 	Jurisdiction string `json:"jurisdiction"`
 }
 
@@ -232,8 +239,99 @@ func Dev(dir string) (*Config, error) {
 		SIPRec: SIPRec{Listen: "127.0.0.1:5060", ListenTLS: "127.0.0.1:5061", Sources: []SIPSource{{
 			HSAID: "SE9999990001-CAP1", Addresses: []string{"127.0.0.1", "::1"}, CareUnit: "SE9999990001-VE0A"}}},
 	}
+	if err := c.readDevBackends(); err != nil {
+		return nil, err
+	}
 	c.defaults()
 	return c, nil
+}
+
+// DevBackends are the backends a development data directory runs on, when
+// not the embedded defaults: chosen with serve --dev's flags and kept in
+// DevDir/backends.json (mode 0600: it holds credentials), so that every
+// command given --data DIR uses the same ones.
+type DevBackends struct {
+	SiteA string `json:"site_a,omitempty"` // a directory or an S3 URL
+	SiteB string `json:"site_b,omitempty"`
+}
+
+// DevBackendsPath is the file that keeps a dev data directory's backends.
+func (c *Config) DevBackendsPath() string { return filepath.Join(c.DevDir(), "backends.json") }
+
+// SetDevBackends applies b to the dev configuration c (empty fields leave
+// the current choice) and saves the result for later commands.
+func (c *Config) SetDevBackends(b DevBackends) error {
+	cur, err := c.devBackends()
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct{ in, cur *string }{{&b.SiteA, &cur.SiteA}, {&b.SiteB, &cur.SiteB}} {
+		switch v := *f.in; {
+		case v == "":
+			continue
+		case s3site.IsURL(v):
+			if _, err := s3site.ParseURL(v); err != nil {
+				return fmt.Errorf("config: %w", err)
+			}
+		default:
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return fmt.Errorf("config: site directory: %w", err)
+			}
+			*f.in = abs
+		}
+		*f.cur = *f.in
+	}
+	c.applyDevBackends(cur)
+	data, err := json.MarshalIndent(cur, "", "  ")
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := os.MkdirAll(c.DevDir(), 0o700); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := atomicfile.Write(c.DevBackendsPath(), append(data, '\n')); err != nil {
+		return fmt.Errorf("config: dev backends: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) devBackends() (DevBackends, error) {
+	var b DevBackends
+	data, err := os.ReadFile(c.DevBackendsPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return b, nil
+	}
+	if err != nil {
+		return b, fmt.Errorf("config: dev backends: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return b, fmt.Errorf("config: dev backends %s: %w", c.DevBackendsPath(), err)
+	}
+	return b, nil
+}
+
+func (c *Config) readDevBackends() error {
+	b, err := c.devBackends()
+	if err != nil {
+		return err
+	}
+	c.applyDevBackends(b)
+	return nil
+}
+
+func (c *Config) applyDevBackends(b DevBackends) {
+	for i, v := range []string{b.SiteA, b.SiteB} {
+		switch {
+		case v == "":
+		case s3site.IsURL(v):
+			c.Sites[i].Dir, c.Sites[i].URL = "", v
+		default:
+			c.Sites[i].Dir, c.Sites[i].URL = v, ""
+		}
+	}
 }
 
 // Load reads a JSON config file and checks that it is complete: TLS
@@ -397,8 +495,13 @@ func (c *Config) Check() error {
 		errs = append(errs, errors.New("the two sites need different names"))
 	}
 	for _, s := range c.Sites {
-		if s.Dir == "" || s.Name == "" {
-			errs = append(errs, errors.New("each site needs a name and a dir"))
+		if s.Name == "" || (s.Dir == "") == (s.URL == "") {
+			errs = append(errs, errors.New("each site needs a name and either a dir or an S3 url"))
+		}
+		if s.URL != "" {
+			if _, err := s3site.ParseURL(s.URL); err != nil {
+				errs = append(errs, fmt.Errorf("site %q: %w", s.Name, err))
+			}
 		}
 		if !slices.Contains(c.AllowedJurisdictions, s.Jurisdiction) {
 			errs = append(errs, fmt.Errorf("site %q has jurisdiction %q, outside the allowed %v", s.Name, s.Jurisdiction, c.AllowedJurisdictions))

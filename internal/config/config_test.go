@@ -219,7 +219,7 @@ func TestLoadRefusesIncomplete(t *testing.T) {
 		msgUnlock   = "exactly one of kek_file and passphrase_file is required to unlock the keyring"
 		msgTwoSites = "exactly two sites are required"
 		msgNames    = "the two sites need different names"
-		msgSite     = "each site needs a name and a dir"
+		msgSite     = "each site needs a name and either a dir or an S3 url"
 	)
 	for _, c := range []struct {
 		name   string
@@ -522,5 +522,57 @@ func TestSIPRecCheck(t *testing.T) {
 	lo, hi, err := SIPRec{RTPPorts: "40000 - 40999"}.Ports()
 	if err != nil || lo != 40000 || hi != 40999 {
 		t.Errorf("ports %d-%d %v", lo, hi, err)
+	}
+}
+
+// The backends chosen with serve --dev's flags are kept for later commands
+// on the same data directory, in a file only the owner can read.
+func TestDevBackends(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Dev(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const url = "s3+http://dev:TOPSECRET@127.0.0.1:7070/callvault-a"
+	if err := c.SetDevBackends(DevBackends{SiteA: url}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Sites[0].URL != url || c.Sites[0].Dir != "" || c.Sites[1].URL != "" || c.Sites[1].Dir != filepath.Join(dir, "site-b") {
+		t.Fatalf("sites after SetDevBackends: %+v", c.Sites)
+	}
+	if err := c.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	st, err := os.Stat(c.DevBackendsPath())
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("backends file: %v, %v; want mode 0600", st, err)
+	}
+	// A later command sees the same sites.
+	again, err := Dev(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again.Sites, c.Sites) {
+		t.Fatalf("Dev after SetDevBackends: %+v, want %+v", again.Sites, c.Sites)
+	}
+	// A bad URL is refused, changes nothing and does not echo the secret.
+	for _, bad := range []string{"s3+http://dev:TOPSECRET@10.0.0.9:7070/b", "s3://dev@host/b"} {
+		err := again.SetDevBackends(DevBackends{SiteB: bad})
+		if err == nil || strings.Contains(err.Error(), "TOPSECRET") {
+			t.Fatalf("SetDevBackends(%q) = %v", bad, err)
+		}
+	}
+	if third, _ := Dev(dir); !reflect.DeepEqual(third.Sites, c.Sites) {
+		t.Fatalf("a refused change was kept: %+v", third.Sites)
+	}
+	// A site with both a dir and a URL, or a broken URL, fails Check.
+	again.Sites[1].URL = url
+	if err := again.Check(); err == nil || !strings.Contains(err.Error(), "either a dir or an S3 url") {
+		t.Fatalf("Check with dir and url: %v", err)
+	}
+	again.Sites[1].Dir = ""
+	again.Sites[1].URL = "s3://k:TOPSECRET@host/"
+	if err := again.Check(); err == nil || strings.Contains(err.Error(), "TOPSECRET") {
+		t.Fatalf("Check with a bucketless url: %v", err)
 	}
 }

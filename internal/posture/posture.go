@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"callvault/internal/config"
+	"callvault/internal/site/s3site"
 )
 
 // Severity of a finding.
@@ -147,11 +148,26 @@ func checkSites(cfg *config.Config, add adder) {
 		} else {
 			add(OK, "sites.jurisdiction", "site %s in %s", s.Name, s.Jurisdiction)
 		}
+		if s.URL != "" {
+			c, err := s3site.ParseURL(s.URL)
+			if err != nil {
+				add(Fail, "sites", "site %s: %v", s.Name, err)
+				continue
+			}
+			if c.Secure {
+				add(OK, "sites.tls", "site %s is S3 over HTTPS (%s)", s.Name, c)
+			} else {
+				add(Warn, "sites.tls", "site %s is S3 over plain HTTP on loopback (%s): for development only", s.Name, c)
+			}
+			// Whether the bucket enforces Object Lock is for serve's
+			// canary to find out (RunningWORM reads its result).
+			continue
+		}
 		// Filesystem sites are the embedded default; write-once retention
 		// needs an object store with Object Lock.
 		add(Warn, "sites.worm", "site %s is a directory (%s): not write-once; a privileged user can delete or overwrite blobs (scrub detects, but cannot prevent)", s.Name, s.Dir)
 	}
-	if len(cfg.Sites) == 2 && sameDisk(cfg.Sites[0].Dir, cfg.Sites[1].Dir) {
+	if len(cfg.Sites) == 2 && cfg.Sites[0].Dir != "" && cfg.Sites[1].Dir != "" && sameDisk(cfg.Sites[0].Dir, cfg.Sites[1].Dir) {
 		add(Warn, "sites.separation", "sites %s and %s are on the same filesystem: one disk failure loses both copies", cfg.Sites[0].Name, cfg.Sites[1].Name)
 	}
 }
@@ -196,12 +212,39 @@ func checkFiles(cfg *config.Config, add adder) {
 		perm(cfg.PassphraseFile, 0o600, Fail, "passphrase")
 	}
 	perm(cfg.TLS.Key, 0o600, Fail, "TLS private key")
+	if cfg.Dev {
+		perm(cfg.DevBackendsPath(), 0o600, Fail, "dev backends, with S3 credentials")
+	}
 	perm(filepath.Join(cfg.DataDir, "spool"), 0o700, Fail, "SIPREC spool")
 	for _, s := range cfg.Sites {
-		perm(s.Dir, 0o700, Fail, "site "+s.Name)
+		if s.Dir != "" {
+			perm(s.Dir, 0o700, Fail, "site "+s.Name)
+		}
 	}
 	perm(cfg.CatalogPath(), 0o600, Warn, "catalog")
 	perm(cfg.DirectoryPath(), 0o600, Warn, "directory")
+}
+
+// RunningWORM judges the WORM canary results of a running serve, given the
+// value of its metric callvault_site_worm per site name: every S3 site
+// must have been verified (1). Directory sites were reported by Check.
+func RunningWORM(cfg *config.Config, worm map[string]float64) []Finding {
+	var out []Finding
+	for _, s := range cfg.Sites {
+		if s.URL == "" {
+			continue
+		}
+		v, ok := worm[s.Name]
+		switch {
+		case !ok:
+			out = append(out, Finding{Fail, "sites.worm", fmt.Sprintf("site %s: serve reports no WORM check", s.Name)})
+		case v == 1:
+			out = append(out, Finding{OK, "sites.worm", fmt.Sprintf("site %s: serve's canary found Object Lock enforced (a locked object could not be deleted)", s.Name)})
+		default:
+			out = append(out, Finding{Fail, "sites.worm", fmt.Sprintf("site %s: not verified as WORM (Object Lock not enforced, or the canary could not run; see serve's log and status)", s.Name)})
+		}
+	}
+	return out
 }
 
 // Summary counts findings by severity.

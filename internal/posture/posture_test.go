@@ -127,3 +127,38 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 		})
 	}
 }
+
+// S3 sites: HTTPS is OK, plain HTTP on loopback a warning; whether they are
+// WORM is judged from the running serve's canary metric.
+func TestS3Sites(t *testing.T) {
+	cfg := setup(t, time.Now().AddDate(1, 0, 0))
+	cfg.Sites[0].Dir, cfg.Sites[0].URL = "", "s3://k:TOPSECRET@s3.dc1.example.se:443/cv-a"
+	cfg.Sites[1].Dir, cfg.Sites[1].URL = "", "s3+http://k:TOPSECRET@127.0.0.1:7070/cv-b"
+	fs := Check(cfg, time.Now())
+	for _, want := range []struct {
+		sev         Severity
+		check, isIn string
+	}{
+		{OK, "sites.tls", "site a is S3 over HTTPS (s3://s3.dc1.example.se:443/cv-a)"},
+		{Warn, "sites.tls", "site b is S3 over plain HTTP on loopback"},
+	} {
+		if !find(fs, want.sev, want.check, want.isIn) {
+			t.Errorf("no %s %s %q in %+v", want.sev, want.check, want.isIn, fs)
+		}
+	}
+	for _, f := range fs {
+		if strings.Contains(f.Detail, "TOPSECRET") {
+			t.Errorf("a finding shows the secret: %+v", f)
+		}
+		if f.Check == "sites.worm" || f.Check == "sites.separation" {
+			t.Errorf("a directory finding for S3 sites: %+v", f)
+		}
+	}
+	got := RunningWORM(cfg, map[string]float64{"a": 1, "b": 0})
+	if len(got) != 2 || got[0].Severity != OK || got[1].Severity != Fail {
+		t.Fatalf("RunningWORM = %+v", got)
+	}
+	if got := RunningWORM(cfg, map[string]float64{"a": 1}); got[1].Severity != Fail || !strings.Contains(got[1].Detail, "no WORM check") {
+		t.Fatalf("RunningWORM without b = %+v", got)
+	}
+}
