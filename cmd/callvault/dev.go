@@ -16,6 +16,7 @@ import (
 	"callvault/internal/audio"
 	"callvault/internal/config"
 	"callvault/internal/devpki"
+	"callvault/internal/hsm"
 	"callvault/internal/keys"
 	"callvault/internal/recording"
 )
@@ -109,7 +110,11 @@ func prepareDev(ctx context.Context, cfg *config.Config) (*devSetup, error) {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(cfg.Keyring); errors.Is(err, os.ErrNotExist) {
+	if cfg.PKCS11 != nil {
+		if err := devHSMKeyring(ctx, cfg); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(cfg.Keyring); errors.Is(err, os.ErrNotExist) {
 		if err := writeDevKeys(cfg); err != nil {
 			return nil, err
 		}
@@ -214,6 +219,57 @@ func writeDevKeys(cfg *config.Config) error {
 		return err
 	}
 	return writePublicKeys(cfg, kr)
+}
+
+// devHSMKeyring puts the dev keyring under a KEK in the HSM token of
+// cfg.PKCS11: the KEK is generated on the token if missing; a new keyring
+// is encrypted to it; a keyring that dev/kek.txt still unlocks is
+// re-encrypted to it and kek.txt removed, so that only the token unlocks
+// the keyring from then on.
+func devHSMKeyring(ctx context.Context, cfg *config.Config) error {
+	p := cfg.PKCS11
+	pin, err := p.PINValue()
+	if err != nil {
+		return err
+	}
+	tok, err := hsm.OpenShared(p.Module, p.Token, pin)
+	if err != nil {
+		return err
+	}
+	if _, err := tok.EnsureKEK(ctx, p.KeyLabel); err != nil {
+		return err
+	}
+	kek, err := tok.KEK(p.KeyLabel)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(cfg.Keyring)
+	if errors.Is(err, os.ErrNotExist) {
+		kr, err := keys.Generate(time.Now())
+		if err != nil {
+			return err
+		}
+		return saveKeyring(cfg, kr)
+	}
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if _, err := keys.Unmarshal(data, kek); err == nil {
+		return nil // already the token's
+	}
+	kekFile := filepath.Join(cfg.DevDir(), "kek.txt")
+	ids, err := keys.LoadKEKFile(kekFile)
+	if err != nil {
+		return fmt.Errorf("the keyring is neither the token's nor unlocked by %s: %w", kekFile, err)
+	}
+	kr, err := keys.Unmarshal(data, ids...)
+	if err != nil {
+		return fmt.Errorf("the keyring is neither the token's nor unlocked by %s: %w", kekFile, err)
+	}
+	if err := saveKeyring(cfg, kr); err != nil {
+		return err
+	}
+	return os.Remove(kekFile)
 }
 
 func registerDev(ctx context.Context, cfg *config.Config) error {

@@ -24,6 +24,7 @@ import (
 
 	"callvault/internal/audio"
 	"callvault/internal/config"
+	"callvault/internal/hsm/softhsmtest"
 	"callvault/internal/site/s3site/s3test"
 )
 
@@ -55,6 +56,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	code := m.Run()
+	softhsmtest.Cleanup()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -62,7 +64,8 @@ func TestMain(m *testing.M) {
 // e2eStack is the stack the end-to-end tests run serve on, from
 // CALLVAULT_E2E_STACK: "embedded" (SQLite, directory sites, key file; the
 // default) or "scaleout" (sites a and b in two S3 servers with Object Lock
-// per data directory). The test command runs both.
+// per data directory, the keyring's KEK in a SoftHSM2 token). The test
+// command runs both.
 var e2eStack string
 
 // s3Stores are the two S3 servers (sites a and b, as two data centres) of
@@ -96,9 +99,13 @@ func useStack(t *testing.T, dataDir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	module, token, pin := softhsmtest.New(t)
 	if err := cfg.SetDevBackends(config.DevBackends{
 		SiteA: pair[0].URL(s3test.BucketName("site-a")),
 		SiteB: pair[1].URL(s3test.BucketName("site-b")),
+		// The keyring's KEK in a fresh SoftHSM2 token; serve and the CLI
+		// see it through SOFTHSM2_CONF, which New set for this process.
+		PKCS11Module: module, PKCS11Token: token, PKCS11PIN: pin,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -196,20 +196,7 @@ func TestServeWithConfig(t *testing.T) {
 	srv := startServer(t, dataDir, logPath) // makes the dev PKI, keyring and KEK
 	srv.stop()
 
-	dev := filepath.Join(dataDir, "dev")
-	complete := func() map[string]any {
-		return map[string]any{
-			"data_dir": dataDir,
-			"listen":   freeAddr(t), "ops_listen": freeAddr(t),
-			"tls": map[string]any{"cert": filepath.Join(dev, "server.pem"), "key": filepath.Join(dev, "server-key.pem"),
-				"client_ca": filepath.Join(dev, "ca.pem")},
-			"kek_file": filepath.Join(dev, "kek.txt"),
-			"sites": []any{
-				map[string]any{"name": "a", "dir": filepath.Join(dataDir, "site-a"), "jurisdiction": "SE"},
-				map[string]any{"name": "b", "dir": filepath.Join(dataDir, "site-b"), "jurisdiction": "SE"},
-			},
-		}
-	}
+	complete := func() map[string]any { return prodConfig(t, dataDir) }
 	writeCfg := func(m map[string]any) string {
 		path := filepath.Join(t.TempDir(), "callvault.json")
 		if err := os.WriteFile(path, mustJSON(t, m), 0o600); err != nil {
@@ -256,7 +243,8 @@ func TestServeWithConfig(t *testing.T) {
 	refused("no client CA", []string{"--config", writeCfg(noCA)}, "tls.client_ca is required")
 	noKEK := complete()
 	delete(noKEK, "kek_file")
-	refused("no key unlock", []string{"--config", writeCfg(noKEK)}, "exactly one of kek_file and passphrase_file is required")
+	delete(noKEK, "pkcs11")
+	refused("no key unlock", []string{"--config", writeCfg(noKEK)}, "exactly one of kek_file, passphrase_file and pkcs11 is required")
 	us := complete()
 	us["sites"].([]any)[1].(map[string]any)["jurisdiction"] = "US"
 	refused("a site in the US", []string{"--config", writeCfg(us)}, `site "b" has jurisdiction "US", outside the allowed [SE]`)
@@ -269,6 +257,7 @@ func TestServeWithConfig(t *testing.T) {
 	if err := os.WriteFile(otherKEK, []byte(other.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	delete(wrongKEK, "pkcs11")
 	wrongKEK["kek_file"] = otherKEK
 	refused("a KEK that is not the keyring's", []string{"--config", writeCfg(wrongKEK)}, "keyring")
 	refused("--dev with --config", []string{"--dev", "--config", writeCfg(complete())}, "--dev and --config exclude each other")

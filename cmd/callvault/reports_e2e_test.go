@@ -31,18 +31,9 @@ func TestAuditReportsScriptedHistory(t *testing.T) {
 
 	// A production-style config whose usual hours are all day, every
 	// day, so the outside-hours rule cannot depend on when the test runs.
-	devDir := filepath.Join(dataDir, "dev")
-	cfg := map[string]any{
-		"data_dir": dataDir, "listen": freeAddr(t), "ops_listen": freeAddr(t),
-		"tls":      map[string]any{"cert": filepath.Join(devDir, "server.pem"), "key": filepath.Join(devDir, "server-key.pem"), "client_ca": filepath.Join(devDir, "ca.pem")},
-		"kek_file": filepath.Join(devDir, "kek.txt"),
-		"sites": []any{
-			map[string]any{"name": "a", "dir": filepath.Join(dataDir, "site-a"), "jurisdiction": "SE"},
-			map[string]any{"name": "b", "dir": filepath.Join(dataDir, "site-b"), "jurisdiction": "SE"},
-		},
-		"audit": map[string]any{"review": map[string]any{"usual_hours": "00:00-24:00",
-			"usual_days": []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}}},
-	}
+	cfg := prodConfig(t, dataDir)
+	cfg["audit"] = map[string]any{"review": map[string]any{"usual_hours": "00:00-24:00",
+		"usual_days": []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}}}
 	cfgPath := filepath.Join(root, "callvault.json")
 	if err := os.WriteFile(cfgPath, mustJSON(t, cfg), 0o600); err != nil {
 		t.Fatal(err)

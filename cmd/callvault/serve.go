@@ -52,6 +52,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mediaTimeout := fs.Duration("sip-media-timeout", 0, "end a recorded call after this long without RTP or a dialog refresh (default 30m)")
 	siteA := fs.String("site-a", "", "--dev: site a as a directory or s3://KEY:SECRET@HOST:PORT/BUCKET (s3+http:// on loopback); kept for later commands on the data dir")
 	siteB := fs.String("site-b", "", "--dev: site b, as --site-a")
+	p11Module := fs.String("pkcs11", "", "--dev: the PKCS#11 module (library path) of the HSM token whose key unlocks the keyring (docs/hsm.md)")
+	p11Token := fs.String("pkcs11-token", "", "--dev: the token's label")
+	p11PIN := fs.String("pkcs11-pin", "", "--dev: the token's user PIN (kept in the data dir's dev/backends.json, mode 0600)")
 	var outboxes stringList
 	fs.Var(&outboxes, "witness-outbox", "directory or https:// URL that receives every audit checkpoint (repeatable; adds to the config's)")
 	if err := fs.Parse(args); err != nil {
@@ -69,11 +72,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *siteA != "" || *siteB != "" {
+	if *siteA != "" || *siteB != "" || *p11Module != "" || *p11Token != "" || *p11PIN != "" {
 		if !cfg.Dev {
-			return errors.New("serve: --site-a and --site-b go with --dev; a config file names its sites")
+			return errors.New("serve: --site-a, --site-b and --pkcs11* go with --dev; a config file names its sites and key protection")
 		}
-		if err := cfg.SetDevBackends(config.DevBackends{SiteA: *siteA, SiteB: *siteB}); err != nil {
+		if err := cfg.SetDevBackends(config.DevBackends{SiteA: *siteA, SiteB: *siteB,
+			PKCS11Module: *p11Module, PKCS11Token: *p11Token, PKCS11PIN: *p11PIN}); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"callvault/internal/auditreport"
 	"callvault/internal/catalog"
 	"callvault/internal/config"
+	"callvault/internal/hsm"
 	"callvault/internal/keys"
 	"callvault/internal/site"
 	"callvault/internal/site/s3site"
@@ -62,6 +63,13 @@ type stack struct {
 }
 
 func unlockIdentities(cfg *config.Config) ([]age.Identity, error) {
+	if cfg.PKCS11 != nil {
+		kek, err := hsmKEK(cfg.PKCS11)
+		if err != nil {
+			return nil, err
+		}
+		return []age.Identity{kek}, nil
+	}
 	if cfg.KEKFile != "" {
 		return keys.LoadKEKFile(cfg.KEKFile)
 	}
@@ -103,6 +111,9 @@ func loadKeyring(cfg *config.Config) (*keys.Keyring, error) {
 
 // kekRecipient returns what the keyring of cfg is encrypted to.
 func kekRecipient(cfg *config.Config) (age.Recipient, error) {
+	if cfg.PKCS11 != nil {
+		return hsmKEK(cfg.PKCS11)
+	}
 	if cfg.KEKFile == "" {
 		b, err := os.ReadFile(cfg.PassphraseFile)
 		if err != nil {
@@ -274,4 +285,19 @@ func openS3Site(sc config.Site) (*s3site.Store, error) {
 	}
 	c.Name, c.Jurisdiction = sc.Name, sc.Jurisdiction
 	return s3site.New(c)
+}
+
+// hsmKEK returns the keyring's KEK in the HSM token p names. The token is
+// opened once per process (hsm.OpenShared): a PKCS#11 login is the
+// process's.
+func hsmKEK(p *config.PKCS11) (*hsm.KEK, error) {
+	pin, err := p.PINValue()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := hsm.OpenShared(p.Module, p.Token, pin)
+	if err != nil {
+		return nil, err
+	}
+	return tok.KEK(p.KeyLabel)
 }

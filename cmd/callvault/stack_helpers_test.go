@@ -123,3 +123,41 @@ func plantBlob(t *testing.T, dataDir, site, name string, data []byte, age time.D
 		t.Fatal(err)
 	}
 }
+
+// prodConfig returns a production config (serve --config) for the stack of
+// the dev data directory dataDir: its TLS material, sites and keyring
+// unlock (the dev KEK file, or the HSM token with its PIN in a file), on
+// fresh listen addresses. Tests add or remove keys.
+func prodConfig(t *testing.T, dataDir string) map[string]any {
+	t.Helper()
+	cfg, err := config.Dev(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sites []any
+	for _, s := range cfg.Sites {
+		m := map[string]any{"name": s.Name, "jurisdiction": s.Jurisdiction}
+		if s.URL != "" {
+			m["url"] = s.URL
+		} else {
+			m["dir"] = s.Dir
+		}
+		sites = append(sites, m)
+	}
+	out := map[string]any{
+		"data_dir": dataDir,
+		"listen":   freeAddr(t), "ops_listen": freeAddr(t),
+		"tls":   map[string]any{"cert": cfg.TLS.Cert, "key": cfg.TLS.Key, "client_ca": cfg.TLS.ClientCA},
+		"sites": sites,
+	}
+	if p := cfg.PKCS11; p != nil {
+		pinFile := filepath.Join(t.TempDir(), "hsm-pin")
+		if err := os.WriteFile(pinFile, []byte(p.PIN+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out["pkcs11"] = map[string]any{"module": p.Module, "token": p.Token, "pin_file": pinFile}
+	} else {
+		out["kek_file"] = cfg.KEKFile
+	}
+	return out
+}

@@ -32,6 +32,44 @@ type Site struct {
 	Jurisdiction string `json:"jurisdiction"`
 }
 
+// PKCS11 names the HSM token whose key-encryption key unlocks the
+// keyring (docs/hsm.md).
+type PKCS11 struct {
+	// Module is the path of the token's PKCS#11 library.
+	Module string `json:"module"`
+	// Token is the token's label.
+	Token string `json:"token"`
+	// PINFile holds the user PIN (a final newline is ignored); keep it
+	// mode 0600. The PIN is never taken from the config file itself.
+	PINFile string `json:"pin_file"`
+	// KeyLabel is the KEK's label on the token; "callvault-kek" if unset.
+	KeyLabel string `json:"key_label,omitempty"`
+
+	// PIN, once read: from PINFile by PINValue, or from the dev
+	// backends file in the dev setup. Never marshalled.
+	PIN string `json:"-"`
+}
+
+// DefaultKEKLabel is the label of the keyring's KEK on an HSM token.
+const DefaultKEKLabel = "callvault-kek"
+
+// PINValue returns the user PIN: p.PIN if set, else the content of
+// PINFile without a final newline.
+func (p *PKCS11) PINValue() (string, error) {
+	if p.PIN != "" {
+		return p.PIN, nil
+	}
+	b, err := os.ReadFile(p.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("config: pkcs11 pin file: %w", err)
+	}
+	pin := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if pin == "" {
+		return "", errors.New("config: pkcs11 pin file is empty")
+	}
+	return pin, nil
+}
+
 // TLS is the API listener's TLS material.
 type TLS struct {
 	Cert     string `json:"cert"`      // server certificate chain, PEM
@@ -53,7 +91,10 @@ type Config struct {
 	// PassphraseFile a passphrase. Exactly one is required.
 	KEKFile        string `json:"kek_file"`
 	PassphraseFile string `json:"passphrase_file"`
-	Sites          []Site `json:"sites"`
+	// PKCS11, instead of either: the keyring is encrypted to a
+	// non-extractable key in an HSM token (docs/hsm.md).
+	PKCS11 *PKCS11 `json:"pkcs11,omitempty"`
+	Sites  []Site  `json:"sites"`
 	// AllowedJurisdictions for sites. If unset, ["SE"].
 	AllowedJurisdictions []string `json:"allowed_jurisdictions"`
 	// MaxUploadBytes bounds one upload. If unset, 2 GiB.
@@ -253,6 +294,11 @@ func Dev(dir string) (*Config, error) {
 type DevBackends struct {
 	SiteA string `json:"site_a,omitempty"` // a directory or an S3 URL
 	SiteB string `json:"site_b,omitempty"`
+	// PKCS11Module, PKCS11Token and PKCS11PIN: the keyring's KEK is in
+	// this HSM token instead of dev/kek.txt (all three or none).
+	PKCS11Module string `json:"pkcs11_module,omitempty"`
+	PKCS11Token  string `json:"pkcs11_token,omitempty"`
+	PKCS11PIN    string `json:"pkcs11_pin,omitempty"`
 }
 
 // DevBackendsPath is the file that keeps a dev data directory's backends.
@@ -281,6 +327,12 @@ func (c *Config) SetDevBackends(b DevBackends) error {
 			*f.in = abs
 		}
 		*f.cur = *f.in
+	}
+	if b.PKCS11Module != "" || b.PKCS11Token != "" || b.PKCS11PIN != "" {
+		if b.PKCS11Module == "" || b.PKCS11Token == "" || b.PKCS11PIN == "" {
+			return errors.New("config: --pkcs11, --pkcs11-token and --pkcs11-pin go together")
+		}
+		cur.PKCS11Module, cur.PKCS11Token, cur.PKCS11PIN = b.PKCS11Module, b.PKCS11Token, b.PKCS11PIN
 	}
 	c.applyDevBackends(cur)
 	data, err := json.MarshalIndent(cur, "", "  ")
@@ -323,6 +375,10 @@ func (c *Config) readDevBackends() error {
 }
 
 func (c *Config) applyDevBackends(b DevBackends) {
+	if b.PKCS11Module != "" {
+		c.KEKFile = ""
+		c.PKCS11 = &PKCS11{Module: b.PKCS11Module, Token: b.PKCS11Token, PIN: b.PKCS11PIN, KeyLabel: DefaultKEKLabel}
+	}
 	for i, v := range []string{b.SiteA, b.SiteB} {
 		switch {
 		case v == "":
@@ -361,6 +417,12 @@ func Load(path string) (*Config, error) {
 	abs(&c.Keyring)
 	abs(&c.KEKFile)
 	abs(&c.PassphraseFile)
+	if c.PKCS11 != nil {
+		abs(&c.PKCS11.PINFile)
+		if c.PKCS11.KeyLabel == "" {
+			c.PKCS11.KeyLabel = DefaultKEKLabel
+		}
+	}
 	for i := range c.Sites {
 		abs(&c.Sites[i].Dir)
 	}
@@ -430,8 +492,17 @@ func (c *Config) Check() error {
 	if c.TLS.ClientCA == "" {
 		errs = append(errs, errors.New("tls.client_ca is required: every client must present a certificate from these CAs"))
 	}
-	if (c.KEKFile == "") == (c.PassphraseFile == "") {
-		errs = append(errs, errors.New("exactly one of kek_file and passphrase_file is required to unlock the keyring"))
+	unlocks := 0
+	for _, set := range []bool{c.KEKFile != "", c.PassphraseFile != "", c.PKCS11 != nil} {
+		if set {
+			unlocks++
+		}
+	}
+	if unlocks != 1 {
+		errs = append(errs, errors.New("exactly one of kek_file, passphrase_file and pkcs11 is required to unlock the keyring"))
+	}
+	if p := c.PKCS11; p != nil && (p.Module == "" || p.Token == "" || p.PINFile == "" && p.PIN == "") {
+		errs = append(errs, errors.New("pkcs11 needs module, token and pin_file"))
 	}
 	if c.RepairInterval < 0 {
 		errs = append(errs, fmt.Errorf("repair_interval %v is negative; give a positive interval such as \"30s\"", time.Duration(c.RepairInterval)))

@@ -216,7 +216,7 @@ func TestLoadRefusesIncomplete(t *testing.T) {
 	const (
 		msgTLS      = "tls.cert and tls.key are required: the API is served over TLS only"
 		msgClientCA = "tls.client_ca is required: every client must present a certificate from these CAs"
-		msgUnlock   = "exactly one of kek_file and passphrase_file is required to unlock the keyring"
+		msgUnlock   = "exactly one of kek_file, passphrase_file and pkcs11 is required to unlock the keyring"
 		msgTwoSites = "exactly two sites are required"
 		msgNames    = "the two sites need different names"
 		msgSite     = "each site needs a name and either a dir or an S3 url"
@@ -270,7 +270,7 @@ func TestLoadNamesEverythingMissing(t *testing.T) {
 	want := "config: data_dir is required\n" +
 		"tls.cert and tls.key are required: the API is served over TLS only\n" +
 		"tls.client_ca is required: every client must present a certificate from these CAs\n" +
-		"exactly one of kek_file and passphrase_file is required to unlock the keyring\n" +
+		"exactly one of kek_file, passphrase_file and pkcs11 is required to unlock the keyring\n" +
 		"exactly two sites are required"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error =\n%v\nwant\n%s", err, want)

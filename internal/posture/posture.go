@@ -174,6 +174,9 @@ func checkSites(cfg *config.Config, add adder) {
 
 func checkKeys(cfg *config.Config, add adder) {
 	switch {
+	case cfg.PKCS11 != nil:
+		add(OK, "keys.protection", "the keyring is unlocked by a non-extractable key (%s) in the HSM token %q (%s)",
+			cfg.PKCS11.KeyLabel, cfg.PKCS11.Token, cfg.PKCS11.Module)
 	case cfg.KEKFile != "":
 		sev := Warn
 		detail := "the keyring is unlocked by a key file (%s), not by an HSM"
@@ -210,6 +213,9 @@ func checkFiles(cfg *config.Config, add adder) {
 	}
 	if cfg.PassphraseFile != "" {
 		perm(cfg.PassphraseFile, 0o600, Fail, "passphrase")
+	}
+	if cfg.PKCS11 != nil && cfg.PKCS11.PINFile != "" {
+		perm(cfg.PKCS11.PINFile, 0o600, Fail, "HSM user PIN")
 	}
 	perm(cfg.TLS.Key, 0o600, Fail, "TLS private key")
 	if cfg.Dev {

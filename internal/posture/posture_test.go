@@ -162,3 +162,22 @@ func TestS3Sites(t *testing.T) {
 		t.Fatalf("RunningWORM without b = %+v", got)
 	}
 }
+
+// An HSM token unlocking the keyring is the protection the posture wants;
+// its PIN file must be the owner's alone.
+func TestPKCS11Protection(t *testing.T) {
+	cfg := setup(t, time.Now().AddDate(1, 0, 0))
+	pin := filepath.Join(t.TempDir(), "hsm-pin")
+	if err := os.WriteFile(pin, []byte("1234\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.KEKFile = ""
+	cfg.PKCS11 = &config.PKCS11{Module: "/usr/lib/softhsm/libsofthsm2.so", Token: "cv", PINFile: pin, KeyLabel: config.DefaultKEKLabel}
+	fs := Check(cfg, time.Now())
+	if !find(fs, OK, "keys.protection", `non-extractable key (callvault-kek) in the HSM token "cv"`) {
+		t.Errorf("no OK keys.protection for a token: %+v", fs)
+	}
+	if !find(fs, Fail, "files", "(HSM user PIN) is mode 0644") {
+		t.Errorf("a PIN file readable by others is not a failure: %+v", fs)
+	}
+}

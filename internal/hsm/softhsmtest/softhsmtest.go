@@ -188,12 +188,18 @@ func Env(t testing.TB) []string {
 // from TestMain: func TestMain(m *testing.M) { softhsmtest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes the token directory, for a TestMain that does more than
+// Main: call it after m.Run.
+func Cleanup() {
 	if shared.dir != "" {
 		if err := os.RemoveAll(shared.dir); err != nil {
 			fmt.Fprintln(os.Stderr, "softhsmtest:", err)
 		}
 	}
-	os.Exit(code)
 }
 
 func randomHex(t testing.TB, n int) string {
