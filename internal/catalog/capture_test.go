@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-func TestCaptureSessions(t *testing.T) {
-	db, _ := openTemp(t)
+func TestCaptureSessions(t *testing.T) { forEachEngine(t, testCaptureSessions) }
+
+func testCaptureSessions(t *testing.T, db *DB) {
 	ctx := context.Background()
 	start := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	for i := 1; i <= 4; i++ {
@@ -47,8 +48,9 @@ func TestCaptureSessions(t *testing.T) {
 	}
 }
 
-func TestLinkPatientHistory(t *testing.T) {
-	db, _ := openTemp(t)
+func TestLinkPatientHistory(t *testing.T) { forEachEngine(t, testLinkPatientHistory) }
+
+func testLinkPatientHistory(t *testing.T, db *DB) {
 	ctx := context.Background()
 	rec := full(1)
 	rec.PatientIndex, rec.PatientSealed = nil, nil

@@ -1,4 +1,5 @@
-// Package catalog is the metadata index of recordings, in SQLite.
+// Package catalog is the metadata index of recordings, in SQLite (the
+// embedded default) or PostgreSQL, through package sqldb.
 //
 // It never sees personal data in plaintext: the archive hands it the
 // patient's personnummer and the caller's number already sealed under the
@@ -14,8 +15,27 @@
 // wrong one. Byte fields keep the difference between nil (SQL NULL) and an
 // empty slice (a zero-length BLOB).
 //
-// The schema is versioned (schema name "catalog" in sqlitedb.Migrate) and
-// migrations are append-only.
+// The schema is versioned (schema name "catalog" in sqldb.Migrate) and
+// migrations are append-only. Each version has a SQLite text, exactly as it
+// shipped before PostgreSQL was supported, and a PostgreSQL text with the
+// same tables, columns and indexes: BLOB is BYTEA, INTEGER is BIGINT,
+// AUTOINCREMENT ids are identity columns, and every TEXT column is
+// COLLATE "C", so that it compares and sorts by bytes as SQLite's BINARY
+// collation does, whatever the database's locale.
+//
+// TEXT columns hold valid UTF-8 without NUL bytes only (PostgreSQL refuses
+// anything else, and quotes the offending bytes in its error). The catalog
+// refuses such a value on both engines where it is data (the error names
+// the field, never the value) and cleans it where it is operational text (a
+// failure reason or detail).
+//
+// # Sharing a database
+//
+// The audit log keeps its tables in the catalog's database (the same
+// SQLite file, or the same PostgreSQL database) under its own writer lock
+// (sqldb store "audit"). No statement of this package names an audit
+// table, so the two stores' write transactions never touch each other's
+// rows (see TestTouchesNoAuditTable).
 package catalog
 
 import (
@@ -29,7 +49,7 @@ import (
 	"unicode/utf8"
 
 	"callvault/internal/recording"
-	"callvault/internal/sqlitedb"
+	"callvault/internal/sqldb"
 )
 
 // Errors callers branch on.
@@ -96,9 +116,19 @@ type Pending struct {
 const maxReasonBytes = 500
 
 // migrations[i] is schema version i+1. Append only: never edit one that has
-// shipped.
-var migrations = []string{
-	`CREATE TABLE recordings (
+// shipped. The SQLite texts are byte for byte those that shipped when the
+// catalog ran on SQLite alone (TestOpensOldSQLiteFile).
+var migrations = []sqldb.Migration{
+	{SQLite: recordingsSchema, Postgres: recordingsSchemaPostgres},
+	{SQLite: lifecycleSchema, Postgres: lifecycleSchemaPostgres},
+	{SQLite: lostSchema, Postgres: lostSchemaPostgres},
+	{SQLite: sourceSchema, Postgres: sourceSchemaPostgres},
+	{SQLite: captureSchema, Postgres: captureSchemaPostgres},
+}
+
+// recordingsSchema is migration 1: recordings, their staff and the
+// replication backlog.
+const recordingsSchema = `CREATE TABLE recordings (
 		id TEXT PRIMARY KEY,
 		call_id TEXT NOT NULL,
 		care_provider TEXT NOT NULL,
@@ -138,26 +168,64 @@ var migrations = []string{
 		attempts INTEGER NOT NULL DEFAULT 0,
 		last_error TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (recording_id, site)
-	);`,
-	lifecycleSchema,
-	lostSchema,
-	sourceSchema,
-	captureSchema,
-}
+	);`
+
+const recordingsSchemaPostgres = `CREATE TABLE recordings (
+		id TEXT COLLATE "C" PRIMARY KEY,
+		call_id TEXT COLLATE "C" NOT NULL,
+		care_provider TEXT COLLATE "C" NOT NULL,
+		care_unit TEXT COLLATE "C" NOT NULL,
+		started_at BIGINT NOT NULL,
+		ended_at BIGINT NOT NULL,
+		direction TEXT COLLATE "C" NOT NULL,
+		privacy_notice TEXT COLLATE "C" NOT NULL,
+		patient_index BYTEA,
+		patient_sealed BYTEA,
+		caller_index BYTEA,
+		caller_sealed BYTEA,
+		format TEXT COLLATE "C" NOT NULL,
+		content_type TEXT COLLATE "C" NOT NULL,
+		audio_bytes BIGINT NOT NULL,
+		blob_bytes BIGINT NOT NULL,
+		blob_sha256 BYTEA NOT NULL,
+		key_epoch BIGINT NOT NULL,
+		wrapped_key BYTEA NOT NULL,
+		created_at BIGINT NOT NULL
+	);
+	CREATE INDEX recordings_patient ON recordings (care_provider, patient_index, started_at) WHERE patient_index IS NOT NULL;
+	CREATE INDEX recordings_caller ON recordings (care_provider, caller_index) WHERE caller_index IS NOT NULL;
+	CREATE INDEX recordings_unit_time ON recordings (care_unit, started_at);
+	CREATE INDEX recordings_time ON recordings (started_at);
+	CREATE TABLE recording_staff (
+		recording_id TEXT COLLATE "C" NOT NULL REFERENCES recordings(id),
+		position BIGINT NOT NULL,
+		staff TEXT COLLATE "C" NOT NULL,
+		PRIMARY KEY (recording_id, position)
+	);
+	CREATE INDEX recording_staff_staff ON recording_staff (staff);
+	CREATE TABLE pending_replication (
+		recording_id TEXT COLLATE "C" NOT NULL REFERENCES recordings(id),
+		site TEXT COLLATE "C" NOT NULL,
+		since BIGINT NOT NULL,
+		attempts BIGINT NOT NULL DEFAULT 0,
+		last_error TEXT COLLATE "C" NOT NULL DEFAULT '',
+		PRIMARY KEY (recording_id, site)
+	);`
 
 // DB is the catalog. It is safe for concurrent use.
 type DB struct {
-	db *sql.DB
+	db *sqldb.DB // store "catalog"; immutable
 }
 
-// Open opens the catalog at path, creating the file if needed, and brings
-// its schema up to date.
-func Open(ctx context.Context, path string) (*DB, error) {
-	db, err := sqlitedb.Open(ctx, path)
+// Open opens the catalog and brings its schema up to date. dsnOrPath is
+// the path of a SQLite file (created if needed) or a postgres:// URL of an
+// existing database (sqldb.Open).
+func Open(ctx context.Context, dsnOrPath string) (*DB, error) {
+	db, err := sqldb.Open(ctx, dsnOrPath, "catalog")
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	if err := sqlitedb.Migrate(ctx, db, "catalog", migrations); err != nil {
+	if err := sqldb.Migrate(ctx, db, "catalog", migrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
@@ -190,12 +258,14 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // Insert stores rec and, in the same transaction, one pending-replication
 // entry per site in pendingSites (the sites that do not yet hold the blob).
-// When it returns nil, all of that is durable (synchronous=FULL); otherwise
-// nothing was stored. It returns ErrExists if the ID is taken, a
-// *SourceExistsError if the care provider already has a recording (live or
-// deleted) with rec.SourceIndex, and an error
-// for an ID that is not a recording ID, a time outside 1678–2262, a missing
-// BlobSHA256 or WrappedKey, or a site named twice.
+// When it returns nil, all of that is durable (SQLite synchronous=FULL;
+// on PostgreSQL, as durable as the server's synchronous_commit makes a
+// commit); otherwise nothing was stored. It returns ErrExists if the ID is
+// taken, a *SourceExistsError if the care provider already has a recording
+// (live or deleted) with rec.SourceIndex, and an error for an ID that is
+// not a recording ID, a time outside 1678–2262, a missing BlobSHA256 or
+// WrappedKey, a site named twice, or a text field (or site name) that is
+// not UTF-8 or holds a NUL byte.
 func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string) error {
 	if rec == nil {
 		return errors.New("catalog: insert: nil recording")
@@ -217,6 +287,18 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 		}
 		times[i] = n
 	}
+	fields := [][2]string{{"call_id", rec.CallID}, {"care_provider", rec.CareProvider}, {"care_unit", rec.CareUnit},
+		{"direction", rec.Direction}, {"privacy_notice", rec.PrivacyNotice}, {"format", rec.Format},
+		{"content_type", rec.ContentType}, {"capture_stats", rec.CaptureStats}}
+	for i, s := range rec.Staff {
+		fields = append(fields, [2]string{fmt.Sprintf("staff[%d]", i), s})
+	}
+	for _, s := range pendingSites {
+		fields = append(fields, [2]string{"site", s})
+	}
+	if f := invalidText(fields...); f != "" {
+		return fmt.Errorf("catalog: insert %s: %s %s", rec.ID, f, errText)
+	}
 	since := time.Now().UnixNano()
 
 	tx, err := db.db.BeginTx(ctx, nil)
@@ -225,8 +307,9 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 	}
 	defer tx.Rollback()
 	if rec.SourceIndex != nil {
-		// The transaction holds the write lock (BEGIN IMMEDIATE), so no
-		// other insert can add the same source between this and the insert.
+		// The transaction holds the store's writer lock (SQLite BEGIN
+		// IMMEDIATE, PostgreSQL the store lock of sqldb), so no other
+		// insert can add the same source between this and the insert.
 		if err := sourceTaken(ctx, tx, rec.CareProvider, rec.SourceIndex); err != nil {
 			return err
 		}
@@ -241,7 +324,7 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 		ON CONFLICT (id) DO NOTHING`,
 		rec.ID, rec.CallID, rec.CareProvider, rec.CareUnit, times[0], times[1],
 		rec.Direction, rec.PrivacyNotice, rec.PatientIndex, rec.PatientSealed, rec.CallerIndex, rec.CallerSealed,
-		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, rec.KeyEpoch, rec.WrappedKey, times[2], times[3],
+		rec.Format, rec.ContentType, rec.AudioBytes, rec.BlobBytes, rec.BlobSHA256, int64(rec.KeyEpoch), rec.WrappedKey, times[2], times[3],
 		rec.SourceIndex, rec.Incomplete, rec.CaptureStats)
 	if err != nil {
 		return fmt.Errorf("catalog: insert %s: %w", rec.ID, err)
@@ -253,7 +336,7 @@ func (db *DB) Insert(ctx context.Context, rec *Recording, pendingSites []string)
 	}
 	for i, s := range rec.Staff {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO recording_staff (recording_id, position, staff) VALUES (?, ?, ?)`,
-			rec.ID, i, s); err != nil {
+			rec.ID, int64(i), s); err != nil {
 			return fmt.Errorf("catalog: insert %s staff: %w", rec.ID, err)
 		}
 	}
@@ -280,8 +363,11 @@ const selectRecordings = `SELECT r.id, r.call_id, r.care_provider, r.care_unit, 
 	r.created_at, r.retention_until, r.source_index, r.incomplete, r.capture_stats, s.staff
 	FROM recordings r LEFT JOIN recording_staff s ON s.recording_id = r.id`
 
-// blob scans a BLOB column keeping NULL (nil) apart from a zero-length BLOB
-// (empty, non-nil), which database/sql's []byte conversion merges.
+// blob scans a BLOB/BYTEA column keeping NULL (nil) apart from a
+// zero-length value (empty, non-nil), which database/sql's []byte
+// conversion merges. Both drivers hand a NULL over as a nil interface and
+// a value as a []byte: pgx an empty non-nil one, modernc a nil one — still
+// of dynamic type []byte, so the case below tells it from NULL.
 type blob struct{ p *[]byte }
 
 func (b blob) Scan(src any) error {
@@ -334,6 +420,9 @@ func (db *DB) query(ctx context.Context, tail string, args ...any) ([]*Recording
 
 // Get returns the recording with id, or ErrNotFound.
 func (db *DB) Get(ctx context.Context, id string) (*Recording, error) {
+	if !recording.ValidID(id) {
+		return nil, ErrNotFound // Insert stores no other
+	}
 	recs, err := db.query(ctx, `WHERE r.id = ? ORDER BY r.id, s.position`, id)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: get: %w", err)
@@ -451,16 +540,54 @@ func (db *DB) ResolvePending(ctx context.Context, recordingID, site string) erro
 }
 
 // NotePendingFailure counts one more failed repair attempt of recordingID at
-// site and keeps reason (its first 500 bytes, cut at a character boundary)
-// as LastError. reason is stored as given: it must be operational text
-// (site names, OS errors, recording IDs), never personal data. An entry
-// that does not exist (resolved meanwhile) is left absent.
+// site and keeps reason as LastError: its first 500 bytes, cut at a
+// character boundary, with NUL bytes dropped and invalid UTF-8 replaced
+// (reasonText). reason must be operational text (site names, OS errors,
+// recording IDs), never personal data. An entry that does not exist
+// (resolved meanwhile) is left absent.
 func (db *DB) NotePendingFailure(ctx context.Context, recordingID, site, reason string) error {
 	if _, err := db.db.ExecContext(ctx, `UPDATE pending_replication SET attempts = attempts + 1, last_error = ?
-		WHERE recording_id = ? AND site = ?`, truncate(reason, maxReasonBytes), recordingID, site); err != nil {
+		WHERE recording_id = ? AND site = ?`, reasonText(reason), recordingID, site); err != nil {
 		return fmt.Errorf("catalog: note pending failure %s: %w", recordingID, err)
 	}
 	return nil
+}
+
+// errText ends the error of a field that invalidText names.
+const errText = "is not UTF-8 text without NUL bytes"
+
+// validText reports whether s can be stored in a TEXT column on both
+// engines: PostgreSQL refuses invalid UTF-8 and NUL bytes.
+func validText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+// invalidText returns the name of the first of fields (name, value) whose
+// value is not validText, or "" if all are.
+func invalidText(fields ...[2]string) string {
+	for _, f := range fields {
+		if !validText(f[1]) {
+			return f[0]
+		}
+	}
+	return ""
+}
+
+// cleanText returns operational text s fit for a TEXT column: NUL bytes
+// dropped and invalid UTF-8 replaced by U+FFFD.
+func cleanText(s string) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// reasonText returns a failure reason as the work queues keep it: cleaned
+// by cleanText and cut to maxReasonBytes.
+func reasonText(s string) string { return truncate(cleanText(s), maxReasonBytes) }
+
+// limitArg returns limit as the argument of a LIMIT clause. A negative
+// limit is no limit, as SQLite reads it; PostgreSQL would refuse it.
+func limitArg(limit int) int64 {
+	if limit < 0 {
+		return math.MaxInt64
+	}
+	return int64(limit)
 }
 
 // truncate returns s cut to at most n bytes without splitting a UTF-8

@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -47,15 +46,14 @@ func tableCounts(t *testing.T, db *DB) map[string]int {
 }
 
 func TestInsertCancelledContextStoresNothing(t *testing.T) {
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	forEachEngine(t, testInsertCancelledContextStoresNothing)
+}
+
+func testInsertCancelledContextStoresNothing(t *testing.T, db *DB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	rec := cancelRecording("0123456789abcdef0123456789abcdef")
-	err = db.Insert(ctx, rec, []string{"site-b"})
+	err := db.Insert(ctx, rec, []string{"site-b"})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Insert with a cancelled context = %v, want context.Canceled", err)
 	}
@@ -80,12 +78,11 @@ func TestInsertCancelledContextStoresNothing(t *testing.T) {
 // A refused duplicate leaves exactly the first insert's staff rows, in
 // their positions, and its pending entries.
 func TestInsertExistsAddsNoStaffRows(t *testing.T) {
+	forEachEngine(t, testInsertExistsAddsNoStaffRows)
+}
+
+func testInsertExistsAddsNoStaffRows(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	id := "fedcba9876543210fedcba9876543210"
 	if err := db.Insert(ctx, cancelRecording(id), []string{"site-b"}); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,16 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"callvault/internal/sqldb"
+	"callvault/internal/sqldb/pgtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// The catalog's suite: every test that touches a database runs on a fresh
+// catalog of each engine, as parallel subtests "sqlite" and "postgres".
+// None may be skipped.
 
 const (
 	provA = "SE2321000016-0001"
@@ -26,16 +35,39 @@ const (
 	unitA = "SE2321000016-1001"
 )
 
-func openTemp(t *testing.T) (*DB, string) {
+// forEachDSN runs f as a parallel subtest per engine with a new, empty
+// database: the path of a SQLite file that does not exist yet, or the URL
+// of an empty PostgreSQL database.
+func forEachDSN(t *testing.T, f func(t *testing.T, dsn string)) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	db, err := Open(context.Background(), path)
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		f(t, filepath.Join(t.TempDir(), "catalog.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		f(t, pgtest.New(t))
+	})
+}
+
+// forEachEngine runs f as a parallel subtest per engine on a new catalog.
+func forEachEngine(t *testing.T, f func(t *testing.T, db *DB)) {
+	t.Helper()
+	forEachDSN(t, func(t *testing.T, dsn string) { f(t, openTest(t, dsn)) })
+}
+
+// openTest opens the catalog at dsn, closed when t ends.
+func openTest(t *testing.T, dsn string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db, path
+	return db
 }
+
+func isPostgres(db *DB) bool { return db.db.Engine() == sqldb.Postgres }
 
 func id(n int) string { return fmt.Sprintf("%032x", n) }
 
@@ -90,10 +122,16 @@ func count(t *testing.T, db *DB) (recs, pending int) {
 }
 
 func TestInsertGetRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	db, _ := openTemp(t)
+	forEachEngine(t, testInsertGetRoundTrip)
+}
 
+func testInsertGetRoundTrip(t *testing.T, db *DB) {
+	ctx := context.Background()
 	withAll := full(1)
+	withAll.RetentionUntil = withAll.EndedAt.AddDate(10, 0, 0)
+	withAll.SourceIndex = []byte{0x00, 0xff, 's'}
+	withAll.Incomplete = true
+	withAll.CaptureStats = `{"streams":[{"ssrc":1,"lost":0}],"note":"Vårdguiden"}`
 	// No patient and no caller identified: nil stays nil; an empty
 	// non-nil slice stays empty and non-nil; no staff reads back nil.
 	anonymous := full(2)
@@ -126,22 +164,26 @@ func TestInsertGetRoundTrip(t *testing.T) {
 	if got.CallerIndex == nil || len(got.CallerIndex) != 0 {
 		t.Errorf("empty CallerIndex read back as %#v, want []byte{}", got.CallerIndex)
 	}
-	var patientNull, callerType string
-	if err := db.db.QueryRowContext(ctx, `SELECT typeof(patient_index), typeof(caller_index) FROM recordings WHERE id = ?`,
-		anonymous.ID).Scan(&patientNull, &callerType); err != nil {
+	// What is stored, not only what is read back: NULL and a zero-length
+	// value, told apart by SQL on both engines.
+	var patientNull, callerEmpty int
+	if err := db.db.QueryRowContext(ctx, `SELECT CASE WHEN patient_index IS NULL THEN 1 ELSE 0 END,
+		CASE WHEN caller_index IS NOT NULL AND length(caller_index) = 0 THEN 1 ELSE 0 END FROM recordings WHERE id = ?`,
+		anonymous.ID).Scan(&patientNull, &callerEmpty); err != nil {
 		t.Fatal(err)
 	}
-	if patientNull != "null" || callerType != "blob" {
-		t.Errorf("stored types: patient_index %s, caller_index %s; want null, blob", patientNull, callerType)
+	if patientNull != 1 || callerEmpty != 1 {
+		t.Errorf("stored: patient_index NULL %d, caller_index empty %d; want 1, 1", patientNull, callerEmpty)
 	}
 	if n, p := count(t, db); n != 2 || p != 0 {
 		t.Errorf("Count, PendingCount = %d, %d; want 2, 0", n, p)
 	}
 }
 
-func TestTimesReadBackInUTC(t *testing.T) {
+func TestTimesReadBackInUTC(t *testing.T) { forEachEngine(t, testTimesReadBackInUTC) }
+
+func testTimesReadBackInUTC(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
 	rec := full(1)
 	stockholm := time.FixedZone("CET", 3600)
 	rec.StartedAt = time.Date(2025, 12, 31, 23, 59, 59, 999999999, stockholm)
@@ -162,9 +204,10 @@ func TestTimesReadBackInUTC(t *testing.T) {
 	}
 }
 
-func TestInsertExists(t *testing.T) {
+func TestInsertExists(t *testing.T) { forEachEngine(t, testInsertExists) }
+
+func testInsertExists(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
 	first := full(1)
 	mustInsert(t, db, first, "site-b")
 	want, err := db.Get(ctx, first.ID)
@@ -195,8 +238,11 @@ func TestInsertExists(t *testing.T) {
 }
 
 func TestInsertRefusesAndStoresNothing(t *testing.T) {
+	forEachEngine(t, testInsertRefusesAndStoresNothing)
+}
+
+func testInsertRefusesAndStoresNothing(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
 	cases := map[string]func(r *Recording) []string{
 		"uppercase ID":         func(r *Recording) []string { r.ID = strings.ToUpper(r.ID); return nil },
 		"short ID":             func(r *Recording) []string { r.ID = r.ID[1:]; return nil },
@@ -232,19 +278,22 @@ func TestInsertRefusesAndStoresNothing(t *testing.T) {
 	}
 }
 
-func TestGetNotFound(t *testing.T) {
-	db, _ := openTemp(t)
+func TestGetNotFound(t *testing.T) { forEachEngine(t, testGetNotFound) }
+
+func testGetNotFound(t *testing.T, db *DB) {
 	mustInsert(t, db, full(1))
-	for _, missing := range []string{id(2), "", "not an id"} {
+	mustInsert(t, db, full(0xabc))
+	for _, missing := range []string{id(2), "", "not an id", "\xff\xfe", "a\x00b", strings.ToUpper(id(0xabc))} {
 		if r, err := db.Get(context.Background(), missing); !errors.Is(err, ErrNotFound) || r != nil {
 			t.Errorf("Get(%q) = %v, %v; want nil, ErrNotFound", missing, r, err)
 		}
 	}
 }
 
-func TestByPatient(t *testing.T) {
+func TestByPatient(t *testing.T) { forEachEngine(t, testByPatient) }
+
+func testByPatient(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
 	idxA, idxB := []byte("index-of-patient-A.............."), []byte("index-of-patient-B..............")
 	at := func(h int) time.Time { return time.Date(2025, 6, 1, h, 0, 0, 0, time.UTC) }
 	recs := []struct {
@@ -314,10 +363,23 @@ func TestByPatient(t *testing.T) {
 
 // TestByPatientUsesIndex checks every shape of the ByPatient statement is
 // answered through the (care_provider, patient_index, started_at) index and
-// never by scanning a table.
+// never by scanning a table. The plans are each engine's own: SQLite's
+// EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN.
 func TestByPatientUsesIndex(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		if isPostgres(db) {
+			testByPatientPlanPostgres(t, db)
+		} else {
+			testByPatientPlanSQLite(t, db)
+		}
+	})
+}
+
+// byPatientShapes are the bounds (from, to) ByPatient may bind.
+var byPatientShapes = [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}}
+
+func testByPatientPlanSQLite(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
 	for i := range 50 {
 		rec := full(i)
 		rec.PatientIndex = []byte{byte(i % 5)}
@@ -326,7 +388,7 @@ func TestByPatientUsesIndex(t *testing.T) {
 	if _, err := db.db.ExecContext(ctx, `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
-	for _, bounds := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+	for _, bounds := range byPatientShapes {
 		args := []any{provA, []byte{3}}
 		for _, b := range bounds {
 			if b {
@@ -360,9 +422,87 @@ func TestByPatientUsesIndex(t *testing.T) {
 	}
 }
 
-func TestPending(t *testing.T) {
+// The PostgreSQL planner picks by cost, so the plan is checked at a
+// realistic size rather than with enable_seqscan = off (which would only
+// show that the index can be used): 100,000 recordings of 25,000 patients
+// (a quarter at another care provider, a tenth without patient), two staff
+// rows each, statistics gathered. The rows go in by one INSERT … SELECT
+// from generate_series, engine-specific SQL that only this test runs.
+const (
+	planRows     = 100_000
+	planPatients = 25_000
+)
+
+func testByPatientPlanPostgres(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
+	start := time.Date(2016, 1, 1, 8, 0, 0, 0, time.UTC).UnixNano()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO recordings (id, call_id, care_provider, care_unit, started_at, ended_at, direction, privacy_notice,
+			patient_index, format, content_type, audio_bytes, blob_bytes, blob_sha256, key_epoch, wrapped_key, created_at)
+			SELECT lpad(to_hex(g), 32, '0'), 'call-' || g, CASE WHEN g % 4 = 0 THEN CAST(? AS TEXT) ELSE CAST(? AS TEXT) END, CAST(? AS TEXT),
+				CAST(? AS BIGINT) + g * 60000000000, CAST(? AS BIGINT) + g * 60000000000 + 300000000000, 'inbound', '',
+				CASE WHEN g % 10 = 0 THEN NULL ELSE decode(lpad(to_hex(g % CAST(? AS BIGINT)), 8, '0'), 'hex') END,
+				'wav', 'audio/wav', 1, 1, sha256(int8send(g)), 1, sha256(int8send(-g)), CAST(? AS BIGINT) + g * 60000000000
+			FROM generate_series(1, CAST(? AS BIGINT)) AS g`,
+			[]any{provB, provA, unitA, start, start, int64(planPatients), start, int64(planRows)}},
+		{`INSERT INTO recording_staff (recording_id, position, staff)
+			SELECT id, p, 'SE2321000016-N' || p FROM recordings CROSS JOIN generate_series(0, 1) AS p`, nil},
+		{`ANALYZE`, nil},
+	} {
+		if _, err := db.db.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patient := []byte{0, 0, 0, 3} // recordings 3, 25003, 50003, 75003: all at provider A
+	if recs, err := db.ByPatient(ctx, provA, patient, time.Time{}, time.Time{}); err != nil || len(recs) != 4 || len(recs[0].Staff) != 2 {
+		t.Fatalf("ByPatient on the loaded catalog = %d recordings, %v; want 4 with 2 staff each", len(recs), err)
+	}
+	// A search window over the middle half of the recordings: the time
+	// index alone would read half the table. (For a window of minutes the
+	// planner rightly prefers recordings_time.)
+	span := int64(planRows) * int64(time.Minute)
+	for _, bounds := range byPatientShapes {
+		args := []any{provA, patient}
+		if bounds[0] {
+			args = append(args, start+span/4)
+		}
+		if bounds[1] {
+			args = append(args, start+span*3/4)
+		}
+		rows, err := db.db.QueryContext(ctx, `EXPLAIN `+selectRecordings+` `+byPatientWhere(bounds[0], bounds[1]), args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "\n")
+		if !strings.Contains(joined, "Index Scan using recordings_patient on recordings r") &&
+			!strings.Contains(joined, "Bitmap Index Scan on recordings_patient") {
+			t.Errorf("bounds %v: plan does not use recordings_patient:\n%s", bounds, joined)
+		}
+		if strings.Contains(joined, "Seq Scan") {
+			t.Errorf("bounds %v: plan scans a table:\n%s", bounds, joined)
+		}
+	}
+}
+
+func TestPending(t *testing.T) { forEachEngine(t, testPending) }
+
+func testPending(t *testing.T, db *DB) {
+	ctx := context.Background()
 	before := time.Now().UTC()
 	mustInsert(t, db, full(1), "site-b")
 	time.Sleep(time.Millisecond) // distinct Since even on a coarse clock
@@ -446,8 +586,11 @@ func TestTruncate(t *testing.T) {
 }
 
 func TestReopenKeepsDataAndSchemaVersion(t *testing.T) {
+	forEachDSN(t, testReopenKeepsDataAndSchemaVersion)
+}
+
+func testReopenKeepsDataAndSchemaVersion(t *testing.T, path string) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
 	db, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -507,6 +650,20 @@ func TestReopenKeepsDataAndSchemaVersion(t *testing.T) {
 	if n, p := count(t, db); n != 1 || p != 1 {
 		t.Errorf("after reopen Count, PendingCount = %d, %d; want 1, 1", n, p)
 	}
+	// Insert promises a durable commit. SQLite: synchronous=FULL on the
+	// connection. PostgreSQL: a commit waits for its WAL flush unless
+	// synchronous_commit is off or fsync is (the server's settings, which
+	// nothing of ours — DSN, session — may turn off).
+	if isPostgres(db) {
+		var commit, fsync string
+		if err := db.db.QueryRowContext(ctx, `SELECT current_setting('synchronous_commit'), current_setting('fsync')`).Scan(&commit, &fsync); err != nil {
+			t.Fatal(err)
+		}
+		if commit != "on" || fsync != "on" {
+			t.Errorf("synchronous_commit = %s, fsync = %s; want on, on", commit, fsync)
+		}
+		return
+	}
 	var sync int
 	if err := db.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
 		t.Fatal(err)
@@ -516,9 +673,10 @@ func TestReopenKeepsDataAndSchemaVersion(t *testing.T) {
 	}
 }
 
-func TestConcurrentInserts(t *testing.T) {
+func TestConcurrentInserts(t *testing.T) { forEachEngine(t, testConcurrentInserts) }
+
+func testConcurrentInserts(t *testing.T, db *DB) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
 	const writers, each = 8, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
@@ -543,15 +701,15 @@ func TestConcurrentInserts(t *testing.T) {
 
 // TestFileHoldsNoPlaintext stores what the archive stores for identified
 // callers (a blind index and a sealed value per personal datum) and checks
-// that no file of the database holds the personal data in any usual
-// spelling, while it does hold what it was given (so the scan can see).
-func TestFileHoldsNoPlaintext(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := Open(ctx, filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+// that no column of any catalog table, and on SQLite no file of the
+// database, holds the personal data in any usual spelling, while they do
+// hold what they were given (so the scan can see). The files of a
+// PostgreSQL database belong to its server, outside the test's reach, so
+// that engine is checked through SQL alone.
+func TestFileHoldsNoPlaintext(t *testing.T) { forEachDSN(t, testFileHoldsNoPlaintext) }
+
+func testFileHoldsNoPlaintext(t *testing.T, dsn string) {
+	db := openTest(t, dsn)
 	indexKey, fileKey := make([]byte, 32), make([]byte, 32)
 	rand.Read(indexKey)
 	rand.Read(fileKey)
@@ -581,8 +739,24 @@ func TestFileHoldsNoPlaintext(t *testing.T) {
 		rec.CallerIndex, rec.CallerSealed = blindIndex("caller", phone), seal(phone)
 		mustInsert(t, db, rec, "site-b")
 	}
+	check := func(when string, all []byte) {
+		t.Helper()
+		for _, secret := range []string{pnr, "170110-2384", "1701102384", "20170110-2384", phone, "0701234567", "070-123 45 67", "46701234567"} {
+			if bytes.Contains(all, []byte(secret)) {
+				t.Errorf("%s: database files contain %q", when, secret)
+			}
+		}
+		if !bytes.Contains(all, []byte("callid-marker-07")) || !bytes.Contains(all, blindIndex("patient", pnr)) {
+			t.Errorf("%s: scan does not see stored values; the check above proves nothing", when)
+		}
+	}
+	check("tables", dumpTables(t, db))
+	if isPostgres(db) {
+		return
+	}
 	// Scan with the WAL still present, then again after close folds it in.
-	scan := func(when string) {
+	dir := filepath.Dir(dsn) // the test's own directory
+	scan := func() []byte {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -595,18 +769,58 @@ func TestFileHoldsNoPlaintext(t *testing.T) {
 			}
 			all = append(all, b...)
 		}
-		for _, secret := range []string{pnr, "170110-2384", "1701102384", "20170110-2384", phone, "0701234567", "070-123 45 67", "46701234567"} {
-			if bytes.Contains(all, []byte(secret)) {
-				t.Errorf("%s: database files contain %q", when, secret)
-			}
-		}
-		if !bytes.Contains(all, []byte("callid-marker-07")) || !bytes.Contains(all, blindIndex("patient", pnr)) {
-			t.Errorf("%s: scan does not see stored values; the check above proves nothing", when)
-		}
+		return all
 	}
-	scan("open")
+	check("open", scan())
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	scan("closed")
+	check("closed", scan())
+}
+
+// catalogTables are the tables of the catalog's schema.
+var catalogTables = []string{"capture_sessions", "deletion_decisions", "deletion_items", "legal_holds", "lost_recordings",
+	"patient_links", "pending_deletion", "pending_replication", "recording_staff", "recordings", "tombstones"}
+
+// dumpTables returns every value of every catalog table, as the driver
+// hands it over (text and bytes as they are, numbers in decimal).
+func dumpTables(t *testing.T, db *DB) []byte {
+	t.Helper()
+	var out []byte
+	for _, table := range catalogTables {
+		rows, err := db.db.QueryContext(context.Background(), `SELECT * FROM `+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				switch v := v.(type) {
+				case []byte:
+					out = append(out, v...)
+				case string:
+					out = append(out, v...)
+				default:
+					out = fmt.Append(out, v)
+				}
+				out = append(out, 0)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out
 }

@@ -3,8 +3,6 @@ package catalog
 import (
 	"context"
 	"fmt"
-
-	"callvault/internal/sqlitedb"
 )
 
 // WrappedRef is a recording's wrapped file key and its epoch.
@@ -15,10 +13,11 @@ type WrappedRef struct {
 }
 
 // Stale returns up to limit recordings with ID greater than after whose
-// file key is wrapped to an epoch other than current, in ID order.
+// file key is wrapped to an epoch other than current, in ID order; a
+// negative limit is no limit.
 func (db *DB) Stale(ctx context.Context, current int, after string, limit int) ([]WrappedRef, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT id, key_epoch, wrapped_key FROM recordings
-		WHERE key_epoch != ? AND id > ? ORDER BY id LIMIT ?`, current, after, limit)
+		WHERE key_epoch != ? AND id > ? ORDER BY id LIMIT ?`, int64(current), after, limitArg(limit))
 	if err != nil {
 		return nil, fmt.Errorf("catalog: stale keys: %w", err)
 	}
@@ -61,7 +60,7 @@ func (db *DB) UpdateWrapped(ctx context.Context, ws []Rewrapped) (int, error) {
 	defer stmt.Close()
 	n := 0
 	for _, w := range ws {
-		res, err := stmt.ExecContext(ctx, w.WrappedKey, w.To, w.ID, w.From)
+		res, err := stmt.ExecContext(ctx, w.WrappedKey, int64(w.To), w.ID, int64(w.From))
 		if err != nil {
 			return 0, fmt.Errorf("catalog: update wrapped key %s: %w", w.ID, err)
 		}
@@ -95,8 +94,10 @@ func (db *DB) EpochCounts(ctx context.Context) (map[int]int, error) {
 	return out, rows.Err()
 }
 
-// Snapshot writes a consistent copy of the catalog database (with the
+// Snapshot writes a consistent copy of a SQLite catalog database (with the
 // audit log's tables, which share its file) to path, which must not exist.
+// On PostgreSQL it returns an error wrapping sqldb.ErrSnapshotUnsupported:
+// the database is backed up with PostgreSQL's own tools.
 func (db *DB) Snapshot(ctx context.Context, path string) error {
-	return sqlitedb.Snapshot(ctx, db.db, path)
+	return db.db.Snapshot(ctx, path)
 }

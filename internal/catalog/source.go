@@ -16,6 +16,11 @@ const sourceSchema = `ALTER TABLE recordings ADD COLUMN source_index BLOB;
 	ALTER TABLE tombstones ADD COLUMN source_index BLOB;
 	CREATE INDEX tombstones_source ON tombstones (care_provider, source_index) WHERE source_index IS NOT NULL;`
 
+const sourceSchemaPostgres = `ALTER TABLE recordings ADD COLUMN source_index BYTEA;
+	CREATE UNIQUE INDEX recordings_source ON recordings (care_provider, source_index) WHERE source_index IS NOT NULL;
+	ALTER TABLE tombstones ADD COLUMN source_index BYTEA;
+	CREATE INDEX tombstones_source ON tombstones (care_provider, source_index) WHERE source_index IS NOT NULL;`
+
 // SourceExistsError is returned by Insert and BySource when the care
 // provider already has a recording of the same source file.
 type SourceExistsError struct {
