@@ -14,6 +14,28 @@
 // key; the patient also gets a keyed blind index so per-patient extracts
 // need no decryption scan. The tree commits to the encrypted form, so
 // outside verifiers check integrity without seeing any patient.
+//
+// # Storage and durability
+//
+// The log is stored through package sqldb, in SQLite (the embedded
+// default: the catalog's database file) or PostgreSQL; the tree, entries
+// and checkpoints are the same bytes on both. Append returns nil only after
+// the transaction holding the entry has committed, and a commit is durable:
+//
+//   - SQLite runs in WAL mode with synchronous=FULL (sqlitedb.Open): COMMIT
+//     fsyncs the write-ahead log before it returns.
+//   - PostgreSQL's COMMIT returns after its WAL record is flushed to disk as
+//     long as synchronous_commit is not off (its default is on). Nothing in
+//     callvault turns it off, and the append transaction sets it on for
+//     itself (SET LOCAL) should the connection have it off — from the
+//     server's, database's or role's settings or a DSN parameter — so an
+//     acknowledged entry survives a crash of the server. Values stronger
+//     than on (remote_apply for a synchronous standby) are kept. The server
+//     MUST run with fsync on (its default): Open refuses one that does not.
+//
+// With several serve replicas on one PostgreSQL database, every append
+// transaction holds the store's writer lock (an advisory lock) from reading
+// the next index to its commit, so indexes stay dense and unique.
 package audit
 
 import (

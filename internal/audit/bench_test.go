@@ -8,6 +8,13 @@ package audit
 // bench/audit.sh runs them and computes medians and ratios with
 // `auditbench benchstat`. They run only with -bench; go test ./... is not
 // slowed down.
+//
+// They measure SQLite only, the embedded default, on purpose: their
+// references (a raw SQLite insert transaction opened as the log's
+// database is, a raw fsync) are SQLite's and the disk's, and the numbers
+// in docs/benchmarks.md are SQLite's. A PostgreSQL measurement needs a
+// reference of its own (a raw insert transaction on the same server, with
+// the same synchronous_commit) and is not part of bench/audit.sh.
 
 import (
 	"context"

@@ -6,22 +6,37 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"callvault/internal/sqlitedb"
+	"callvault/internal/sqldb"
 )
 
 // maxBatch bounds one group commit.
 const maxBatch = 512
 
-// logMigrations is the schema "audit" (docs/audit-log.md, "Storage"). The
-// tables live in the catalog database. Append only.
-var logMigrations = []string{
-	`CREATE TABLE audit_log (
+// logMigrations is the schema "audit" (docs/audit-log.md, "Storage"),
+// append-only. On SQLite the tables live in the catalog's database file;
+// the SQLite text of each version is exactly what shipped before the
+// PostgreSQL variants existed, so existing data directories carry on.
+//
+// The PostgreSQL variant differs only where the engines do: BIGINT for
+// INTEGER (Unix nanoseconds and indexes need 64 bits), BYTEA for BLOB, and
+// the reserved word user quoted. It has the same indexes: audit_log_time
+// (time), audit_log_patient (patient_index, idx) where patient_index is
+// not NULL, audit_log_user ("user", time) and audit_log_recording
+// (recording_id, idx) where recording_id is not empty, besides the
+// primary keys audit_log(idx), audit_checkpoints(size) and
+// audit_outbox(name). The blind patient index and the recording ID are
+// random-looking keys: their B-tree inserts land anywhere in the index,
+// on both engines alike.
+var logMigrations = []sqldb.Migration{{
+	SQLite: `CREATE TABLE audit_log (
 		idx INTEGER PRIMARY KEY,
 		time INTEGER NOT NULL,
 		action TEXT NOT NULL,
@@ -45,7 +60,31 @@ var logMigrations = []string{
 		name TEXT PRIMARY KEY,
 		size INTEGER NOT NULL
 	);`,
-}
+	Postgres: `CREATE TABLE audit_log (
+		idx BIGINT PRIMARY KEY,
+		time BIGINT NOT NULL,
+		action TEXT NOT NULL,
+		outcome TEXT NOT NULL,
+		"user" TEXT NOT NULL,
+		patient_index BYTEA,
+		recording_id TEXT NOT NULL,
+		entry BYTEA NOT NULL,
+		hashes BYTEA NOT NULL
+	);
+	CREATE INDEX audit_log_time ON audit_log (time);
+	CREATE INDEX audit_log_patient ON audit_log (patient_index, idx) WHERE patient_index IS NOT NULL;
+	CREATE INDEX audit_log_user ON audit_log ("user", time);
+	CREATE INDEX audit_log_recording ON audit_log (recording_id, idx) WHERE recording_id != '';
+	CREATE TABLE audit_checkpoints (
+		size BIGINT PRIMARY KEY,
+		time BIGINT NOT NULL,
+		note BYTEA NOT NULL
+	);
+	CREATE TABLE audit_outbox (
+		name TEXT PRIMARY KEY,
+		size BIGINT NOT NULL
+	);`,
+}}
 
 // Keys is what the log needs of the keyring: sealing and blind indexes for
 // personal data, and the checkpoint signing keys.
@@ -57,11 +96,16 @@ type Keys interface {
 	AuditRetiredKeys() []string
 }
 
-// Log is the Merkle-tree audit log (docs/audit-log.md) in a SQLite
-// database. Appends from any number of goroutines are committed together
-// (group commit); several processes may append to the same database.
+// Log is the Merkle-tree audit log (docs/audit-log.md) in a SQLite or
+// PostgreSQL database (package sqldb). Appends from any number of
+// goroutines are committed together (group commit); several processes —
+// serve replicas sharing one PostgreSQL database — may append to the same
+// log: each group commit reads the next index (MAX(idx)+1) and inserts its
+// entries in one write transaction that holds the store's writer lock
+// from the read to the commit (sqldb.DB.BeginTx), so no two commits take
+// the same index or leave a gap.
 type Log struct {
-	db        *sql.DB
+	db        *sqldb.DB
 	keys      Keys
 	origin    string
 	signers   []note.Signer
@@ -82,11 +126,14 @@ type appendReq struct {
 	err chan error
 }
 
-// Open opens the log in the SQLite database at path (the catalog's),
-// creating its tables if needed, and starts the group-commit writer. Close
-// stops it.
-func Open(ctx context.Context, path string, keys Keys) (*Log, error) {
-	db, err := sqlitedb.Open(ctx, path)
+// Open opens the log in the database at dsnOrPath — the path of a SQLite
+// file (the catalog's) or a postgres:// URL (sqldb.Open) — creating its
+// tables if needed, and starts the group-commit writer. Close stops it.
+//
+// On PostgreSQL it refuses a server that runs with fsync off: no commit
+// there is durable (see the package doc, "Storage and durability").
+func Open(ctx context.Context, dsnOrPath string, keys Keys) (*Log, error) {
+	db, err := sqldb.Open(ctx, dsnOrPath, "audit")
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -98,8 +145,17 @@ func Open(ctx context.Context, path string, keys Keys) (*Log, error) {
 	return l, nil
 }
 
-func newLog(ctx context.Context, db *sql.DB, keys Keys) (*Log, error) {
-	if err := sqlitedb.Migrate(ctx, db, "audit", logMigrations); err != nil {
+func newLog(ctx context.Context, db *sqldb.DB, keys Keys) (*Log, error) {
+	if db.Engine() == sqldb.Postgres {
+		var fsync string
+		if err := db.QueryRowContext(ctx, `SELECT current_setting('fsync')`).Scan(&fsync); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		if fsync != "on" {
+			return nil, errors.New("audit: the PostgreSQL server runs with fsync off: no commit would be durable")
+		}
+	}
+	if err := sqldb.Migrate(ctx, db, "audit", logMigrations); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	l := &Log{db: db, keys: keys, origin: keys.AuditOrigin(), reqs: make(chan *appendReq),
@@ -154,8 +210,14 @@ func (l *Log) Close() error {
 }
 
 // Append makes e durable and sets e.Index (and e.Time if it was zero).
-// Concurrent appends are committed together in one transaction.
+// Concurrent appends are committed together in one transaction. An event
+// whose Action, Outcome, User or RecordingID is not UTF-8 text without NUL
+// bytes is refused (ErrUnavailable): those fields are also stored as plain
+// TEXT, which PostgreSQL cannot hold them in.
 func (l *Log) Append(ctx context.Context, e *Event) error {
+	if err := checkText(e); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -170,6 +232,21 @@ func (l *Log) Append(ctx context.Context, e *Event) error {
 	// Once handed to the writer, wait for the outcome even if ctx ends: the
 	// caller must not act on an entry whose fate is unknown.
 	return <-r.err
+}
+
+// checkText refuses an event that a TEXT column of PostgreSQL could not
+// store, before it joins a group commit whose other entries would fail
+// with it; SQLite refuses the same events, so that both engines behave
+// alike. The error names the field, never its value.
+func checkText(e *Event) error {
+	for _, f := range []struct{ name, v string }{
+		{"action", e.Action}, {"outcome", e.Outcome}, {"user", e.User}, {"recording ID", e.RecordingID},
+	} {
+		if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
+			return fmt.Errorf("event %s is not UTF-8 text without NUL bytes", f.name)
+		}
+	}
+	return nil
 }
 
 func (l *Log) write() {
@@ -206,18 +283,14 @@ func (l *Log) write() {
 
 func (l *Log) commit(batch []*appendReq) error {
 	ctx := context.Background()
-	tx, err := l.db.BeginTx(ctx, nil) // _txlock=immediate: the write lock is ours from here
+	tx, n, err := l.beginAppend(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer tx.Rollback()
-	n, err := size(ctx, tx)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	hr := &hashReader{q: tx, ctx: ctx, pending: map[int64]tlog.Hash{}}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log
-		(idx, time, action, outcome, user, patient_index, recording_id, entry, hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		(idx, time, action, outcome, "user", patient_index, recording_id, entry, hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -243,13 +316,52 @@ func (l *Log) commit(batch []*appendReq) error {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
-	if err := tx.Commit(); err != nil { // synchronous=FULL: fsynced here
+	// Durable when Commit returns nil: SQLite fsyncs its WAL here
+	// (synchronous=FULL), PostgreSQL flushes its WAL (synchronous_commit,
+	// made sure of by beginAppend). An error may still mean committed (the
+	// answer was lost with the connection): the caller denies, and the log
+	// holds an entry for a request that was refused — too much, never too
+	// little.
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	for i, r := range batch {
 		r.e.Index = n + int64(i)
 	}
 	return nil
+}
+
+// beginAppend starts the write transaction of a group commit and returns
+// it with the log's size, the index of its first entry. The transaction
+// holds the store's writer lock (BEGIN IMMEDIATE on SQLite, the advisory
+// lock on PostgreSQL) from before the size is read until it ends, so no
+// other writer — of this process or another — appends in between.
+//
+// On PostgreSQL it makes sure the commit waits for the WAL flush: should
+// the connection have synchronous_commit off (a server, database or role
+// default, or a parameter of the DSN), it sets it on for this transaction
+// (SET LOCAL). Every other value (on, local, remote_write, remote_apply)
+// waits for the local flush, and is kept.
+func (l *Log) beginAppend(ctx context.Context) (*sqldb.Tx, int64, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	var n int64
+	if l.db.Engine() == sqldb.Postgres {
+		var syncCommit string
+		err = tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0), current_setting('synchronous_commit') FROM audit_log`).Scan(&n, &syncCommit)
+		if err == nil && syncCommit == "off" {
+			_, err = tx.ExecContext(ctx, `SET LOCAL synchronous_commit = on`)
+		}
+	} else {
+		n, err = size(ctx, tx)
+	}
+	if err != nil {
+		tx.Rollback()
+		return nil, 0, err
+	}
+	return tx, n, nil
 }
 
 type querier interface {

@@ -63,55 +63,57 @@ func (r tileReader) SaveTiles([]tlog.Tile, [][]byte) {}
 // root) and an outside RFC 6962 library accepts them; the entry bundle
 // holds exactly the stored entries.
 func TestTilesServeVerifiableProofs(t *testing.T) {
-	l, _, _ := newTestLog(t)
-	ctx := t.Context()
-	appendN(t, l, 0, 873) // 3 full level-0 tiles and a partial one: a partial level-1 tile exists
-	small, err := l.Cut(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, l, int(small.Size), 300)
-	big, err := l.Cut(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tileReader{ctx: ctx, get: l.Tile}
-	hr := tlog.TileHashReader(tlog.Tree{N: big.Size, Hash: big.Root}, tr)
-	for _, i := range []int64{0, 255, 256, small.Size - 1, big.Size - 1} {
-		p, err := tlog.ProveRecord(big.Size, i, hr)
-		if err != nil {
-			t.Fatalf("proof of %d from tiles: %v", i, err)
-		}
-		bundle, err := l.Tile(ctx, "entries/"+TilePath(i/256, bundleWidth(i, big.Size)))
+	forEachEngine(t, func(t *testing.T, dsn string) {
+		l, _ := newTestLog(t, dsn)
+		ctx := t.Context()
+		appendMany(t, l, 0, 873) // 3 full level-0 tiles and a partial one: a partial level-1 tile exists
+		small, err := l.Cut(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		entry := bundleEntry(t, bundle, int(i%256))
-		stored, _ := l.Entry(ctx, i)
-		if string(entry) != string(stored) {
-			t.Fatalf("bundle entry %d differs from the stored one", i)
+		appendMany(t, l, int(small.Size), 300)
+		big, err := l.Cut(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(i), uint64(big.Size), rfc6962.DefaultHasher.HashLeaf(entry), hashes(p), big.Root[:]); err != nil {
-			t.Fatalf("inclusion of %d: %v", i, err)
+		tr := tileReader{ctx: ctx, get: l.Tile}
+		hr := tlog.TileHashReader(tlog.Tree{N: big.Size, Hash: big.Root}, tr)
+		for _, i := range []int64{0, 255, 256, small.Size - 1, big.Size - 1} {
+			p, err := tlog.ProveRecord(big.Size, i, hr)
+			if err != nil {
+				t.Fatalf("proof of %d from tiles: %v", i, err)
+			}
+			bundle, err := l.Tile(ctx, "entries/"+TilePath(i/256, bundleWidth(i, big.Size)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			entry := bundleEntry(t, bundle, int(i%256))
+			stored, _ := l.Entry(ctx, i)
+			if string(entry) != string(stored) {
+				t.Fatalf("bundle entry %d differs from the stored one", i)
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(i), uint64(big.Size), rfc6962.DefaultHasher.HashLeaf(entry), hashes(p), big.Root[:]); err != nil {
+				t.Fatalf("inclusion of %d: %v", i, err)
+			}
 		}
-	}
-	cp, err := tlog.ProveTree(big.Size, small.Size, hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, uint64(small.Size), uint64(big.Size), hashes(cp), small.Root[:], big.Root[:]); err != nil {
-		t.Fatalf("consistency: %v", err)
-	}
-	// Beyond the tree: no tile.
-	if _, err := l.Tile(ctx, "entries/"+TilePath(big.Size/256+1, 256)); !errors.Is(err, ErrNoTile) {
-		t.Fatalf("entry bundle past the end: %v", err)
-	}
-	if _, err := l.Tile(ctx, "2/000"); !errors.Is(err, ErrNoTile) {
-		t.Fatalf("level-2 tile of a small tree: %v", err)
-	}
-	if _, err := l.Tile(ctx, "../../etc/passwd"); !errors.Is(err, ErrTilePath) {
-		t.Fatalf("hostile path: %v", err)
-	}
+		cp, err := tlog.ProveTree(big.Size, small.Size, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, uint64(small.Size), uint64(big.Size), hashes(cp), small.Root[:], big.Root[:]); err != nil {
+			t.Fatalf("consistency: %v", err)
+		}
+		// Beyond the tree: no tile.
+		if _, err := l.Tile(ctx, "entries/"+TilePath(big.Size/256+1, 256)); !errors.Is(err, ErrNoTile) {
+			t.Fatalf("entry bundle past the end: %v", err)
+		}
+		if _, err := l.Tile(ctx, "2/000"); !errors.Is(err, ErrNoTile) {
+			t.Fatalf("level-2 tile of a small tree: %v", err)
+		}
+		if _, err := l.Tile(ctx, "../../etc/passwd"); !errors.Is(err, ErrTilePath) {
+			t.Fatalf("hostile path: %v", err)
+		}
+	})
 }
 
 func bundleWidth(i, size int64) int {
