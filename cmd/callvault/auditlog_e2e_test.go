@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -263,17 +262,7 @@ func TestAuditUnavailableFailsClosed(t *testing.T) {
 	}
 	id := r.json(t)["id"].(string)
 
-	// The busy timeout lets the lock wait for a write the server happens
-	// to be making (its repair loop, a checkpoint) instead of failing.
-	db, err := sql.Open("sqlite", filepath.Join(dataDir, "catalog.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec("BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockAuditLog(t, dataDir)
 	for _, c := range []struct{ what, path string }{
 		{"play", "/v1/recordings/" + id + "/audio"},
 	} {
@@ -285,9 +274,7 @@ func TestAuditUnavailableFailsClosed(t *testing.T) {
 			t.Errorf("%s with the log locked served content", c.what)
 		}
 	}
-	if _, err := db.Exec("ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if r := srv.do("nurse", "GET", "/v1/recordings/"+id+"/audio", nil, "X-Purpose", "care"); r.status != http.StatusOK {
 		t.Fatalf("play after the lock is gone: %s", r)
 	}

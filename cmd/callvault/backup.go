@@ -40,6 +40,9 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if cfg.OnPostgres() {
+		return errors.New("backup: catalog, directory and audit log are in PostgreSQL: back that database up with its own tools (pg_basebackup with WAL archiving, or pg_dump), encrypted, to a separate location (docs/deploy.md)")
+	}
 	st, err := openStack(ctx, cfg, slog.New(slog.NewJSONHandler(stderr, nil)))
 	if err != nil {
 		return err

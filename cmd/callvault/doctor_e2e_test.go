@@ -24,17 +24,19 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor on the dev setup: %v\n%s", err, out)
 	}
 	siteLine := "WARN  sites.worm         site a is a directory"
+	dbLine := "catalog.db (catalog) mode 0600"
 	keysLine := "WARN  keys.protection    the keyring is unlocked by a key file"
 	if e2eStack == "scaleout" {
 		siteLine = "OK    sites.worm         site a: serve's canary found Object Lock enforced"
 		keysLine = "OK    keys.protection    the keyring is unlocked by a non-extractable key (callvault-kek) in the HSM token"
+		dbLine = "WARN  database           PostgreSQL on loopback without verified TLS"
 	}
 	for _, want := range []string{
 		"OK    serve              http://" + srv.opsAddr + "/healthz answers ok",
 		siteLine,
 		keysLine,
 		"SIP over UDP/TCP without TLS, taken only from allow-listed addresses: 127.0.0.1, ::1 as SE9999990001-CAP1",
-		"catalog.db (catalog) mode 0600",
+		dbLine,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)

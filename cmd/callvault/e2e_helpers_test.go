@@ -26,6 +26,7 @@ import (
 	"callvault/internal/config"
 	"callvault/internal/hsm/softhsmtest"
 	"callvault/internal/site/s3site/s3test"
+	"callvault/internal/sqldb/pgtest"
 )
 
 // binPath is the callvault binary built once by TestMain.
@@ -55,7 +56,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "CALLVAULT_E2E_STACK=%q: want embedded or scaleout\n", e2eStack)
 		os.Exit(2)
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	softhsmtest.Cleanup()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -64,8 +65,8 @@ func TestMain(m *testing.M) {
 // e2eStack is the stack the end-to-end tests run serve on, from
 // CALLVAULT_E2E_STACK: "embedded" (SQLite, directory sites, key file; the
 // default) or "scaleout" (sites a and b in two S3 servers with Object Lock
-// per data directory, the keyring's KEK in a SoftHSM2 token). The test
-// command runs both.
+// per data directory, the keyring's KEK in a SoftHSM2 token, catalog,
+// directory and audit log in PostgreSQL). The test command runs both.
 var e2eStack string
 
 // s3Stores are the two S3 servers (sites a and b, as two data centres) of
@@ -106,6 +107,8 @@ func useStack(t *testing.T, dataDir string) {
 		// The keyring's KEK in a fresh SoftHSM2 token; serve and the CLI
 		// see it through SOFTHSM2_CONF, which New set for this process.
 		PKCS11Module: module, PKCS11Token: token, PKCS11PIN: pin,
+		// Catalog, directory and audit log in a fresh PostgreSQL database.
+		Database: pgtest.New(t),
 	}); err != nil {
 		t.Fatal(err)
 	}

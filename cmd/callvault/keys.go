@@ -248,7 +248,7 @@ func keysRecover(ctx context.Context, files []string, out string, cfg *config.Co
 	if err := keys.WriteFileAtomic(out, data); err != nil {
 		return err
 	}
-	if _, err := os.Stat(cfg.CatalogPath()); err == nil {
+	if _, err := os.Stat(cfg.CatalogPath()); err == nil || cfg.OnPostgres() {
 		log, err := audit.Open(ctx, cfg.CatalogPath(), kr)
 		if err == nil {
 			op := localOperator()

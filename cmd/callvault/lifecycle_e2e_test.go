@@ -20,7 +20,6 @@ import (
 	"callvault/internal/config"
 	"callvault/internal/keys"
 	"callvault/internal/seal"
-	"callvault/internal/sqlitedb"
 )
 
 // uploadOK uploads a noise recording for patient as capture and returns its ID.
@@ -56,7 +55,7 @@ func wantStatus(t *testing.T, what string, r response, status int, bodyHas strin
 // catalogRow reads recording id straight from the catalog database.
 func catalogRow(t *testing.T, dataDir, id string) *catalog.Recording {
 	t.Helper()
-	db, err := catalog.Open(context.Background(), filepath.Join(dataDir, "catalog.db"))
+	db, err := catalog.Open(context.Background(), catalogPath(t, dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +158,14 @@ func TestLifecycleDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrapped := catalogRow(t, dataDir, r1).WrappedKey
-	if f := filesHolding(t, dataDir, wrapped); len(f) == 0 {
+	// Before: the key is in the catalog and in the recovery records on the
+	// sites. (A PostgreSQL catalog's files are the database server's and
+	// are not scanned; docs/deploy.md says what remains there.)
+	var holding []string
+	for _, dir := range storageDirs(dataDir) {
+		holding = append(holding, filesHolding(t, dir, wrapped)...)
+	}
+	if len(holding) == 0 {
 		t.Fatal("the scan does not find the wrapped key before deletion")
 	}
 
@@ -209,12 +215,8 @@ func TestLifecycleDeletion(t *testing.T) {
 	wantStatus(t, "hold history kept", srv.do("records", "GET", "/v1/recordings/"+r2+"/holds", nil), 200, "JUR 2026/0042")
 
 	// The tombstone holds the decision and the officers, and no personal data.
-	db, err := sqlitedb.Open(context.Background(), filepath.Join(dataDir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT * FROM tombstones WHERE recording_id = ?`, r1)
+	db := catalogDB(t, dataDir)
+	rows, err := db.QueryContext(context.Background(), `SELECT * FROM tombstones WHERE recording_id = ?`, r1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +273,7 @@ func TestLifecycleDeletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := allWrappedKeys(db)
+	all, err := allWrappedKeys(db.SQL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +368,7 @@ func TestDisposalAfterRetention(t *testing.T) {
 	if out := dispose("--disposal", "dispose"); !strings.Contains(out, "disposed 0 recordings") {
 		t.Fatalf("second pass: %s", out)
 	}
-	cat, err := catalog.Open(context.Background(), filepath.Join(dataDir, "catalog.db"))
+	cat, err := catalog.Open(context.Background(), catalogPath(t, dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}

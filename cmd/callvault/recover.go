@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"callvault/internal/catalog"
+	"callvault/internal/config"
 )
 
 // cmdRecoverCatalog rebuilds a lost catalog from the recovery records on
@@ -23,7 +26,13 @@ func cmdRecoverCatalog(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(cfg.CatalogPath()); err == nil {
+	if cfg.OnPostgres() {
+		if n, err := catalogRows(ctx, cfg); err != nil {
+			return fmt.Errorf("recover-catalog: %w", err)
+		} else if n > 0 {
+			return fmt.Errorf("recover-catalog: the PostgreSQL catalog holds %d recordings; a catalog is rebuilt only where none is (drop the database's catalog tables first)", n)
+		}
+	} else if _, err := os.Stat(cfg.CatalogPath()); err == nil {
 		return fmt.Errorf("recover-catalog: %s exists; a catalog is rebuilt only where none is (move it away first)", cfg.CatalogPath())
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -46,4 +55,14 @@ func cmdRecoverCatalog(ctx context.Context, args []string, stdout, stderr io.Wri
 		return fmt.Errorf("recover-catalog: %d objects could not be read (first %s); see the log", len(rep.Failed), rep.Failed[0])
 	}
 	return nil
+}
+
+// catalogRows counts the recordings of the catalog of cfg.
+func catalogRows(ctx context.Context, cfg *config.Config) (int, error) {
+	cat, err := catalog.Open(ctx, cfg.CatalogPath())
+	if err != nil {
+		return 0, err
+	}
+	defer cat.Close()
+	return cat.Count(ctx)
 }

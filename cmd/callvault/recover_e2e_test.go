@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,9 +47,7 @@ func TestRecoverCatalog(t *testing.T) {
 	total := int(statusJSON(t, dataDir)["recordings"].(float64))
 	srv.stop()
 
-	for _, f := range []string{"catalog.db", "catalog.db-wal", "catalog.db-shm"} {
-		os.Remove(filepath.Join(dataDir, f))
-	}
+	loseCatalog(t, dataDir)
 	out := cli(t, true, "recover-catalog", "--data", dataDir)
 	if !strings.Contains(out, fmt.Sprintf("restored %d recordings", total)) {
 		t.Fatalf("recover-catalog (want %d): %s", total, out)

@@ -52,6 +52,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mediaTimeout := fs.Duration("sip-media-timeout", 0, "end a recorded call after this long without RTP or a dialog refresh (default 30m)")
 	siteA := fs.String("site-a", "", "--dev: site a as a directory or s3://KEY:SECRET@HOST:PORT/BUCKET (s3+http:// on loopback); kept for later commands on the data dir")
 	siteB := fs.String("site-b", "", "--dev: site b, as --site-a")
+	database := fs.String("database", "", "--dev: catalog, directory and audit log in PostgreSQL at this postgres:// URL (default: SQLite files in the data dir); kept for later commands")
 	p11Module := fs.String("pkcs11", "", "--dev: the PKCS#11 module (library path) of the HSM token whose key unlocks the keyring (docs/hsm.md)")
 	p11Token := fs.String("pkcs11-token", "", "--dev: the token's label")
 	p11PIN := fs.String("pkcs11-pin", "", "--dev: the token's user PIN (kept in the data dir's dev/backends.json, mode 0600)")
@@ -72,11 +73,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *siteA != "" || *siteB != "" || *p11Module != "" || *p11Token != "" || *p11PIN != "" {
+	if *siteA != "" || *siteB != "" || *database != "" || *p11Module != "" || *p11Token != "" || *p11PIN != "" {
 		if !cfg.Dev {
-			return errors.New("serve: --site-a, --site-b and --pkcs11* go with --dev; a config file names its sites and key protection")
+			return errors.New("serve: --database, --site-a, --site-b and --pkcs11* go with --dev; a config file names its backends")
 		}
-		if err := cfg.SetDevBackends(config.DevBackends{SiteA: *siteA, SiteB: *siteB,
+		if err := cfg.SetDevBackends(config.DevBackends{SiteA: *siteA, SiteB: *siteB, Database: *database,
 			PKCS11Module: *p11Module, PKCS11Token: *p11Token, PKCS11PIN: *p11PIN}); err != nil {
 			return err
 		}

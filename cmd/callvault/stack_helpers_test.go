@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"callvault/internal/config"
 	"callvault/internal/site/s3site"
 	"callvault/internal/site/s3site/s3test"
+	"callvault/internal/sqldb"
 )
 
 // Helpers that let an end-to-end test reach below callvault — to a site's
@@ -145,6 +148,7 @@ func prodConfig(t *testing.T, dataDir string) map[string]any {
 		sites = append(sites, m)
 	}
 	out := map[string]any{
+		"database": cfg.Database,
 		"data_dir": dataDir,
 		"listen":   freeAddr(t), "ops_listen": freeAddr(t),
 		"tls":   map[string]any{"cert": cfg.TLS.Cert, "key": cfg.TLS.Key, "client_ca": cfg.TLS.ClientCA},
@@ -160,4 +164,115 @@ func prodConfig(t *testing.T, dataDir string) map[string]any {
 		out["kek_file"] = cfg.KEKFile
 	}
 	return out
+}
+
+// catalogDB opens the database that holds dataDir's catalog and audit log
+// (catalog.db, or the PostgreSQL database) for a test's own SQL, written
+// with ? placeholders.
+func catalogDB(t *testing.T, dataDir string) *sqldb.DB {
+	t.Helper()
+	cfg, err := config.Dev(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqldb.Open(context.Background(), cfg.CatalogPath(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// catalogPath is the path or URL of dataDir's catalog.
+func catalogPath(t *testing.T, dataDir string) string {
+	t.Helper()
+	cfg, err := config.Dev(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.CatalogPath()
+}
+
+// onPostgres reports whether dataDir's catalog is in PostgreSQL.
+func onPostgres(t *testing.T, dataDir string) bool {
+	t.Helper()
+	return sqldb.IsPostgresDSN(catalogPath(t, dataDir))
+}
+
+// directoryTables are the directory's tables, which live beside the
+// catalog's in one PostgreSQL database but in their own SQLite file.
+var directoryTables = map[string]bool{"units": true, "principals": true, "blocks": true, "protected_patients": true, "aors": true, "schema_migrations": true}
+
+// loseCatalog destroys dataDir's catalog and audit log, as a lost disk
+// would: catalog.db and its WAL, or every catalog and audit table of the
+// PostgreSQL database (the directory stays, as directory.db does).
+func loseCatalog(t *testing.T, dataDir string) {
+	t.Helper()
+	if !onPostgres(t, dataDir) {
+		for _, f := range []string{"catalog.db", "catalog.db-wal", "catalog.db-shm"} {
+			os.Remove(filepath.Join(dataDir, f))
+		}
+		return
+	}
+	db := catalogDB(t, dataDir)
+	ctx := context.Background()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drop []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if !directoryTables[name] {
+			drop = append(drop, `"`+name+`"`)
+		}
+	}
+	rows.Close()
+	if len(drop) == 0 {
+		t.Fatal("no catalog tables to drop")
+	}
+	if _, err := db.ExecContext(ctx, `DROP TABLE `+strings.Join(drop, ", ")+` CASCADE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM schema_migrations WHERE name IN ('catalog', 'audit')`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lockAuditLog makes the audit log unwritable until release is called: an
+// exclusive SQLite transaction on catalog.db, or an exclusive lock on the
+// PostgreSQL audit table.
+func lockAuditLog(t *testing.T, dataDir string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	if onPostgres(t, dataDir) {
+		db := catalogDB(t, dataDir)
+		tx, err := db.SQL().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		return func() { tx.Rollback() }
+	}
+	// The busy timeout lets the lock wait for a write the server happens
+	// to be making (its repair loop, a checkpoint) instead of failing.
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "catalog.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if _, err := db.Exec("ROLLBACK"); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+	}
 }

@@ -120,7 +120,7 @@ func TestSiteUnwritableDuringUploads(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	cat, err := catalog.Open(context.Background(), filepath.Join(dataDir, "catalog.db"))
+	cat, err := catalog.Open(context.Background(), catalogPath(t, dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"callvault/internal/atomicfile"
 	"callvault/internal/site/s3site"
+	"callvault/internal/sqldb"
 )
 
 // Site configures one storage site: a directory (Dir), or an S3 bucket
@@ -80,6 +81,9 @@ type TLS struct {
 // Config is the whole configuration. Paths are absolute after Load or Dev.
 type Config struct {
 	DataDir string `json:"data_dir"`
+	// Database holds catalog, directory and audit log: empty for the
+	// SQLite files in DataDir, or a postgres:// URL (docs/deploy.md).
+	Database string `json:"database,omitempty"`
 	// Listen is the mTLS API address. If unset, 127.0.0.1:8443.
 	Listen string `json:"listen"`
 	// OpsListen is the plain health/metrics address. If unset, 127.0.0.1:9090.
@@ -246,9 +250,27 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// Paths of the embedded databases.
-func (c *Config) CatalogPath() string   { return filepath.Join(c.DataDir, "catalog.db") }
-func (c *Config) DirectoryPath() string { return filepath.Join(c.DataDir, "directory.db") }
+// CatalogPath is the catalog's (and audit log's) SQLite file, or the
+// PostgreSQL URL of Database.
+func (c *Config) CatalogPath() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, "catalog.db")
+}
+
+// DirectoryPath is the directory's SQLite file, or the PostgreSQL URL of
+// Database (one database holds catalog, directory and audit log).
+func (c *Config) DirectoryPath() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, "directory.db")
+}
+
+// OnPostgres reports whether catalog, directory and audit log are in
+// PostgreSQL rather than SQLite files.
+func (c *Config) OnPostgres() bool      { return c.Database != "" }
 func (c *Config) PublicKeyPath() string { return filepath.Join(filepath.Dir(c.Keyring), "archive.pub") }
 
 // AuditVerifierKeyPath is the file of the audit log's verifier keys.
@@ -299,6 +321,8 @@ type DevBackends struct {
 	PKCS11Module string `json:"pkcs11_module,omitempty"`
 	PKCS11Token  string `json:"pkcs11_token,omitempty"`
 	PKCS11PIN    string `json:"pkcs11_pin,omitempty"`
+	// Database: a postgres:// URL for catalog, directory and audit log.
+	Database string `json:"database,omitempty"`
 }
 
 // DevBackendsPath is the file that keeps a dev data directory's backends.
@@ -327,6 +351,12 @@ func (c *Config) SetDevBackends(b DevBackends) error {
 			*f.in = abs
 		}
 		*f.cur = *f.in
+	}
+	if b.Database != "" {
+		if !sqldb.IsPostgresDSN(b.Database) {
+			return errors.New("config: --database takes a postgres:// URL (without it, the SQLite files in the data directory)")
+		}
+		cur.Database = b.Database
 	}
 	if b.PKCS11Module != "" || b.PKCS11Token != "" || b.PKCS11PIN != "" {
 		if b.PKCS11Module == "" || b.PKCS11Token == "" || b.PKCS11PIN == "" {
@@ -375,6 +405,9 @@ func (c *Config) readDevBackends() error {
 }
 
 func (c *Config) applyDevBackends(b DevBackends) {
+	if b.Database != "" {
+		c.Database = b.Database
+	}
 	if b.PKCS11Module != "" {
 		c.KEKFile = ""
 		c.PKCS11 = &PKCS11{Module: b.PKCS11Module, Token: b.PKCS11Token, PIN: b.PKCS11PIN, KeyLabel: DefaultKEKLabel}
@@ -500,6 +533,9 @@ func (c *Config) Check() error {
 	}
 	if unlocks != 1 {
 		errs = append(errs, errors.New("exactly one of kek_file, passphrase_file and pkcs11 is required to unlock the keyring"))
+	}
+	if c.Database != "" && !sqldb.IsPostgresDSN(c.Database) {
+		errs = append(errs, errors.New("database must be a postgres:// URL; leave it out for the SQLite files in data_dir"))
 	}
 	if p := c.PKCS11; p != nil && (p.Module == "" || p.Token == "" || p.PINFile == "" && p.PIN == "") {
 		errs = append(errs, errors.New("pkcs11 needs module, token and pin_file"))

@@ -576,3 +576,37 @@ func TestDevBackends(t *testing.T) {
 		t.Fatalf("Check with a bucketless url: %v", err)
 	}
 }
+
+// --database is a postgres:// URL kept with the other dev backends; the
+// SQLite paths then all name it.
+func TestDevDatabase(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Dev(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OnPostgres() || c.CatalogPath() != filepath.Join(dir, "catalog.db") {
+		t.Fatalf("default: OnPostgres %v, catalog %s", c.OnPostgres(), c.CatalogPath())
+	}
+	if err := c.SetDevBackends(DevBackends{Database: "/tmp/other.db"}); err == nil || strings.Contains(err.Error(), "other.db") {
+		t.Fatalf("a path as --database: %v", err)
+	}
+	const dsn = "postgres://cv:TOPSECRET@127.0.0.1:5432/cv?sslmode=disable"
+	if err := c.SetDevBackends(DevBackends{Database: dsn}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Dev(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.OnPostgres() || again.CatalogPath() != dsn || again.DirectoryPath() != dsn {
+		t.Fatalf("after --database: catalog %q directory %q", again.CatalogPath(), again.DirectoryPath())
+	}
+	if err := again.Check(); err != nil {
+		t.Fatal(err)
+	}
+	again.Database = "mysql://x"
+	if err := again.Check(); err == nil || !strings.Contains(err.Error(), "database must be a postgres:// URL") {
+		t.Fatalf("Check with a non-PostgreSQL URL: %v", err)
+	}
+}

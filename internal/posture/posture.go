@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 
 	"callvault/internal/config"
 	"callvault/internal/site/s3site"
+	"callvault/internal/sqldb"
 )
 
 // Severity of a finding.
@@ -52,6 +54,7 @@ func Check(cfg *config.Config, now time.Time) []Finding {
 	checkTLS(cfg, now, add)
 	checkListeners(cfg, add)
 	checkSites(cfg, add)
+	checkDatabase(cfg, add)
 	checkKeys(cfg, add)
 	checkFiles(cfg, add)
 	return out
@@ -172,6 +175,30 @@ func checkSites(cfg *config.Config, add adder) {
 	}
 }
 
+// checkDatabase: PostgreSQL off this host must be reached over verified
+// TLS; the URL is shown without its password.
+func checkDatabase(cfg *config.Config, add adder) {
+	if !cfg.OnPostgres() {
+		add(OK, "database", "SQLite files in %s", cfg.DataDir)
+		return
+	}
+	u, err := url.Parse(cfg.Database)
+	if err != nil {
+		add(Fail, "database", "the database URL does not parse")
+		return
+	}
+	shown := sqldb.RedactDSN(cfg.Database)
+	mode := u.Query().Get("sslmode")
+	switch {
+	case mode == "verify-full":
+		add(OK, "database", "PostgreSQL over TLS with the server's name verified (%s)", shown)
+	case isLoopback(net.JoinHostPort(u.Hostname(), "0")):
+		add(Warn, "database", "PostgreSQL on loopback without verified TLS (%s): for a database on this host only", shown)
+	default:
+		add(Fail, "database", "PostgreSQL beyond this host without sslmode=verify-full (%s): personal data and the audit log would cross the network unverified", shown)
+	}
+}
+
 func checkKeys(cfg *config.Config, add adder) {
 	switch {
 	case cfg.PKCS11 != nil:
@@ -227,8 +254,10 @@ func checkFiles(cfg *config.Config, add adder) {
 			perm(s.Dir, 0o700, Fail, "site "+s.Name)
 		}
 	}
-	perm(cfg.CatalogPath(), 0o600, Warn, "catalog")
-	perm(cfg.DirectoryPath(), 0o600, Warn, "directory")
+	if !cfg.OnPostgres() {
+		perm(cfg.CatalogPath(), 0o600, Warn, "catalog")
+		perm(cfg.DirectoryPath(), 0o600, Warn, "directory")
+	}
 }
 
 // RunningWORM judges the WORM canary results of a running serve, given the

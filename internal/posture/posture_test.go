@@ -181,3 +181,33 @@ func TestPKCS11Protection(t *testing.T) {
 		t.Errorf("a PIN file readable by others is not a failure: %+v", fs)
 	}
 }
+
+// PostgreSQL beyond this host needs verified TLS; the URL is shown without
+// its password.
+func TestDatabase(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		sev  Severity
+		text string
+	}{
+		{"postgres://cv:TOPSECRET@db.dc1.example.se:5432/callvault?sslmode=verify-full", OK, "verified"},
+		{"postgres://cv:TOPSECRET@db.dc1.example.se:5432/callvault?sslmode=require", Fail, "without sslmode=verify-full"},
+		{"postgres://cv:TOPSECRET@db.dc1.example.se:5432/callvault", Fail, "without sslmode=verify-full"},
+		{"postgres://cv:TOPSECRET@127.0.0.1:5432/callvault?sslmode=disable", Warn, "on loopback"},
+	} {
+		cfg := setup(t, time.Now().AddDate(1, 0, 0))
+		cfg.Database = tc.url
+		fs := Check(cfg, time.Now())
+		if !find(fs, tc.sev, "database", tc.text) {
+			t.Errorf("%s: no %s database %q in %+v", tc.url, tc.sev, tc.text, fs)
+		}
+		for _, f := range fs {
+			if strings.Contains(f.Detail, "TOPSECRET") {
+				t.Errorf("a finding shows the password: %+v", f)
+			}
+			if strings.Contains(f.Detail, "catalog.db") {
+				t.Errorf("a SQLite finding with PostgreSQL: %+v", f)
+			}
+		}
+	}
+}

@@ -101,7 +101,11 @@ var shared struct {
 
 // Main runs the tests, then stops the shared cluster (if New started it)
 // and removes its directory. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain that does more: it runs the tests, stops and
+// removes the shared cluster, and returns m.Run's exit code.
+func Run(m *testing.M) int {
 	shared.mainCalled.Store(true)
 	code := m.Run()
 	if shared.srv != nil {
@@ -109,7 +113,7 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // New returns the DSN (postgres://…@127.0.0.1:port/db?sslmode=disable) of
