@@ -43,14 +43,7 @@ func forEachEngine(t *testing.T, f func(t *testing.T, d *Directory)) {
 		}
 		f(t, d)
 	}
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		run(t, filepath.Join(t.TempDir(), "directory.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		run(t, pgtest.New(t))
-	})
+	pgtest.ForEachEngine(t, "directory.db", run)
 }
 
 func openDirectory(t *testing.T, dsn string) *Directory {

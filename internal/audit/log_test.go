@@ -35,14 +35,7 @@ const testPatient = "201701102384" // Skatteverket test personnummer
 // SQLite path or a postgres:// URL) of a new, empty database.
 func forEachEngine(t *testing.T, f func(t *testing.T, dsn string)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		f(t, filepath.Join(t.TempDir(), "catalog.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		f(t, pgtest.New(t))
-	})
+	pgtest.ForEachEngine(t, "catalog.db", f)
 }
 
 // newTestLog opens a log with a new keyring on the database at dsn.

@@ -40,14 +40,7 @@ const (
 // of an empty PostgreSQL database.
 func forEachDSN(t *testing.T, f func(t *testing.T, dsn string)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		f(t, filepath.Join(t.TempDir(), "catalog.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		f(t, pgtest.New(t))
-	})
+	pgtest.ForEachEngine(t, "catalog.db", f)
 }
 
 // forEachEngine runs f as a parallel subtest per engine on a new catalog.

@@ -555,3 +555,20 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ForEachEngine runs f as the parallel subtests "sqlite" and "postgres",
+// each with the DSN of a new, empty database: a SQLite file named file in
+// a fresh temporary directory, or a database from New. A store's
+// conformance suite runs every test through it, so that none runs on one
+// engine only.
+func ForEachEngine(t *testing.T, file string, f func(t *testing.T, dsn string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		f(t, filepath.Join(t.TempDir(), file))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		f(t, New(t))
+	})
+}
