@@ -106,8 +106,8 @@ func TestKillDuringUpload(t *testing.T) {
 	}
 	// Directory sites: serve removed the temp files at start. S3 sites:
 	// the parts of the killed multipart upload stay (ciphertext, checked
-	// above) until serve's cleanup or the bucket's lifecycle rule aborts
-	// uploads older than a day; they are not a blob.
+	// above) until serve aborts uploads older than a day at a start (or
+	// the bucket's lifecycle rule does); they are not a blob.
 	if n := incompleteUploads(t, dataDir); n != 0 && e2eStack != "scaleout" {
 		t.Errorf("%d leftover temp files after restart", n)
 	}

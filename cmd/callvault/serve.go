@@ -24,6 +24,7 @@ import (
 	"callvault/internal/config"
 	"callvault/internal/httpapi"
 	"callvault/internal/site"
+	"callvault/internal/site/s3site"
 	"callvault/internal/webui"
 )
 
@@ -157,14 +158,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			continue
 		}
 		available++
-		f, ok := s.(*site.FS)
-		if !ok {
-			continue
+		// Interrupted uploads: a directory site is this serve's alone, so
+		// all its temp files go; a bucket is shared with other replicas,
+		// so only multipart uploads older than a day are aborted.
+		var n int
+		var err error
+		switch st := s.(type) {
+		case *site.FS:
+			n, err = st.CleanTemp(ctx, 0)
+		case *s3site.Store:
+			n, err = st.CleanTemp(ctx, 24*time.Hour)
 		}
-		if n, err := f.CleanTemp(ctx, 0); err != nil {
+		if err != nil {
 			return fmt.Errorf("cleaning interrupted uploads: %w", err)
 		} else if n > 0 {
-			logger.Info("removed interrupted uploads (ciphertext only)", "site", f.Name(), "count", n)
+			logger.Info("removed interrupted uploads (ciphertext only)", "site", s.Name(), "count", n)
 		}
 	}
 	if available == 0 {

@@ -763,3 +763,27 @@ func (s *Store) removeExpiredCanaries(ctx context.Context) {
 		}
 	}
 }
+
+// CleanTemp aborts the multipart uploads of this bucket that were started
+// more than olderThan ago: parts of uploads a crash left behind (their
+// bytes are ciphertext, but they take space and are not blobs). Uploads
+// of other serve replicas are in flight for seconds, so a day is a safe
+// age; a bucket lifecycle rule (AbortIncompleteMultipartUpload) is the
+// store's own way to the same end. It returns how many it aborted.
+func (s *Store) CleanTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	n := 0
+	for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, "", true) {
+		if u.Err != nil {
+			return n, s.wrap("clean uploads", "", u.Err)
+		}
+		if u.Initiated.After(cutoff) {
+			continue
+		}
+		if err := s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, u.Key, u.UploadID); err != nil && minio.ToErrorResponse(err).Code != "NoSuchUpload" {
+			return n, s.wrap("clean uploads", "", err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -482,3 +482,38 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("Check on a bucket with a default retention: %v", err)
 	}
 }
+
+// Parts of an upload a crash left behind are aborted by CleanTemp once
+// they are old enough; a recent upload (another replica's) is left alone.
+func TestCleanTemp(t *testing.T) {
+	srv := s3test.Start(t)
+	s := newStore(t, srv, true, minPartSize)
+	ctx := t.Context()
+	up, err := s.Create(ctx, sitetest.RandomName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(random(minPartSize + 1)); err != nil { // one part sent
+		t.Fatal(err)
+	}
+	// The process "dies": no Commit, no Abort.
+	count := func() int {
+		n := 0
+		for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, "", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			n++
+		}
+		return n
+	}
+	if got := count(); got != 1 {
+		t.Fatalf("%d incomplete uploads, want 1", got)
+	}
+	if n, err := s.CleanTemp(ctx, time.Hour); err != nil || n != 0 || count() != 1 {
+		t.Fatalf("CleanTemp(1h) of a recent upload: %d, %v; %d left", n, err, count())
+	}
+	if n, err := s.CleanTemp(ctx, 0); err != nil || n != 1 || count() != 0 {
+		t.Fatalf("CleanTemp(0): %d, %v; %d left", n, err, count())
+	}
+}
