@@ -33,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"callvault/bench/internal/synthcall"
 )
 
 func main() {
@@ -153,15 +155,15 @@ func (b *bench) prepare(ctx context.Context) error {
 	b.logf("writing %d synthetic calls of %d s", b.o.n, b.o.seconds)
 	start := time.Now()
 	var err error
-	if b.files, err = writeCalls(filepath.Join(b.tmp, "audio"), b.o.n, b.o.seconds); err != nil {
+	if b.files, err = synthcall.Write(filepath.Join(b.tmp, "audio"), b.o.n, b.o.seconds); err != nil {
 		return err
 	}
-	b.logf("calls written in %v (%d bytes each)", time.Since(start).Round(time.Millisecond), b.files[0].size)
+	b.logf("calls written in %v (%d bytes each)", time.Since(start).Round(time.Millisecond), b.files[0].Size)
 	// First, before the repetitions free gigabytes that the page-cache
 	// test would write into; then a pause (as between repetitions) for the
 	// host to take back the memory this test frees.
 	b.logf("measuring component costs")
-	if b.comp, err = measureComponents(filepath.Join(b.tmp, "components"), b.files[0].size); err != nil {
+	if b.comp, err = measureComponents(filepath.Join(b.tmp, "components"), b.files[0].Size); err != nil {
 		return err
 	}
 	return pause(ctx)

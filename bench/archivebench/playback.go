@@ -11,18 +11,20 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"callvault/bench/internal/cvclient"
 )
 
 // playResult is one playback measurement.
 type playResult struct {
 	gets  int
 	bytes int64
-	wall  time.Duration   // first timed request start to last body byte of all clients
-	ttfb  []time.Duration // request start to first body byte, every timed GET
-	total []time.Duration // request start to last body byte, every timed GET
-	cpu   time.Duration   // server CPU time during the timed GETs
-	audit auditStats      // callvault only
-	load  cpuLoad         // how busy the machine was during the timed GETs
+	wall  time.Duration       // first timed request start to last body byte of all clients
+	ttfb  []time.Duration     // request start to first body byte, every timed GET
+	total []time.Duration     // request start to last body byte, every timed GET
+	cpu   time.Duration       // server CPU time during the timed GETs
+	audit cvclient.AuditStats // callvault only
+	load  cpuLoad             // how busy the machine was during the timed GETs
 }
 
 func (p playResult) mbps() float64 { return float64(p.bytes) / 1e6 / p.wall.Seconds() }
@@ -32,8 +34,8 @@ type playTarget struct {
 	urls  []string // urls[i] serves the bytes of file i
 	sizes []int64
 	cpu   func() (time.Duration, error)
-	audit func() (auditStats, error) // nil for the reference
-	live  []int                      // pids of the live servers, for cpuMeter
+	audit func() (cvclient.AuditStats, error) // nil for the reference
+	live  []int                               // pids of the live servers, for cpuMeter
 }
 
 // playback runs clients concurrent clients, each with its own keep-alive
@@ -55,7 +57,7 @@ func playback(ctx context.Context, cfg *tls.Config, tg playTarget, clients, gets
 	gate := make(chan struct{})
 	for w := range clients {
 		done.Go(func() {
-			hc := newClient(cfg)
+			hc := cvclient.NewClient(cfg)
 			defer hc.CloseIdleConnections()
 			first := tg.urls[w%len(tg.urls)]
 			_, _, err := get(ctx, hc, first, "bytes=0-0", http.StatusPartialContent, 1, nil)
@@ -92,7 +94,7 @@ func playback(ctx context.Context, cfg *tls.Config, tg playTarget, clients, gets
 		done.Wait()
 		return res, err
 	}
-	var audit0 auditStats
+	var audit0 cvclient.AuditStats
 	if tg.audit != nil {
 		if audit0, err = tg.audit(); err != nil {
 			cancel()
@@ -118,7 +120,7 @@ func playback(ctx context.Context, cfg *tls.Config, tg playTarget, clients, gets
 		if err != nil {
 			return res, err
 		}
-		res.audit = audit1.minus(audit0)
+		res.audit = audit1.Minus(audit0)
 	}
 	for w := range clients {
 		res.ttfb = append(res.ttfb, ttfb[w]...)
@@ -187,7 +189,7 @@ func verifyPlayback(ctx context.Context, cfg *tls.Config, url, path string) erro
 	if err != nil {
 		return err
 	}
-	hc := newClient(cfg)
+	hc := cvclient.NewClient(cfg)
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

@@ -83,7 +83,7 @@ func (b *bench) report(w io.Writer) {
 	fmt.Fprintf(w, "- %d CPUs (nproc), %s; %.1f GiB memory; Linux %s; %s\n", m.cpus, m.model, m.memGiB, m.kernel, m.goVer)
 	fmt.Fprintf(w, "- load average at start: %s; per repetition below\n", m.loadInit)
 	fmt.Fprintf(w, "- %d recordings of %d bytes (2-channel G.711 μ-law WAV, 8 kHz, %d s), %d repetitions; medians over repetitions\n\n",
-		len(b.files), b.files[0].size, b.o.seconds, len(b.reps))
+		len(b.files), b.files[0].Size, b.o.seconds, len(b.reps))
 
 	kind := "hybrid ML-KEM-768 + X25519 (age-keygen -pq)"
 	if !b.ageKeyPQ {
@@ -116,9 +116,9 @@ func (b *bench) report(w io.Writer) {
 		agC := b.over(func(r repResult) float64 { return ms(r.upAge[k].cpu) / float64(r.upAge[k].n) })
 		asC := b.over(func(r repResult) float64 { return ms(r.upAgeSync[k].cpu) / float64(r.upAgeSync[k].n) })
 		fmt.Fprintf(w, "| %s: CPU ms per recording (server / age processes) | %.1f | %.1f | %.2f | %.1f | %.2f |\n", label, cvC, agC, cvC/agC, asC, cvC/asC)
-		aud := b.over(func(r repResult) float64 { return r.upCV[k].audit.meanMs() })
-		aud99 := b.over(func(r repResult) float64 { return r.upCV[k].audit.quantileMs(0.99) })
-		audN := b.over(func(r repResult) float64 { return float64(r.upCV[k].audit.count) })
+		aud := b.over(func(r repResult) float64 { return r.upCV[k].audit.MeanMs() })
+		aud99 := b.over(func(r repResult) float64 { return r.upCV[k].audit.QuantileMs(0.99) })
+		audN := b.over(func(r repResult) float64 { return float64(r.upCV[k].audit.Count) })
 		fmt.Fprintf(w, "| %s: audit append until durable, mean / p99 ≤ ms (%.0f appends) | %.2f / %.1f | | | | |\n", label, audN, aud, aud99)
 	}
 	fmt.Fprintf(w, "\nPer repetition, recordings/s (CPUs busy %%, of which outside the benchmark's processes %%) of callvault / age / age + fsync:\n\n| rep | load before → after | order of the concurrent steps | 1 client | %d clients |\n|---|---|---|---|---|\n", c)
@@ -149,9 +149,9 @@ func (b *bench) report(w io.Writer) {
 	row("throughput, MB/s", playResult.mbps, 0)
 	row("GETs/s", func(p playResult) float64 { return float64(p.gets) / p.wall.Seconds() }, 1)
 	row("server CPU s per GB served", func(p playResult) float64 { return p.cpu.Seconds() / (float64(p.bytes) / 1e9) }, 2)
-	aud := b.over(func(r repResult) float64 { return r.playCV.audit.meanMs() })
-	aud50 := b.over(func(r repResult) float64 { return r.playCV.audit.quantileMs(0.5) })
-	aud99 := b.over(func(r repResult) float64 { return r.playCV.audit.quantileMs(0.99) })
+	aud := b.over(func(r repResult) float64 { return r.playCV.audit.MeanMs() })
+	aud50 := b.over(func(r repResult) float64 { return r.playCV.audit.QuantileMs(0.5) })
+	aud99 := b.over(func(r repResult) float64 { return r.playCV.audit.QuantileMs(0.99) })
 	fmt.Fprintf(w, "| callvault audit append until durable: mean / p50 ≤ / p99 ≤ ms | %.1f / %.0f / %.0f | | |\n", aud, aud50, aud99)
 	fmt.Fprintf(w, "\nPer repetition, TTFB p50 / p99 ms, MB/s (CPUs busy %%, of which outside the benchmark's processes %%):\n\n| rep | load before → after | order | callvault | reference |\n|---|---|---|---|---|\n")
 	pcell := func(p playResult) string {

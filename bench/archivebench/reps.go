@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"callvault/bench/internal/benchstat"
+	"callvault/bench/internal/cvclient"
 )
 
 // repResult is everything one repetition measured.
@@ -105,16 +106,16 @@ func (b *bench) rep(ctx context.Context, r int) (repResult, error) {
 		return rr, err
 	}
 
-	nurse, err := clientTLS(devDir, "nurse")
+	nurse, err := cvclient.ClientTLS(devDir, "nurse")
 	if err != nil {
 		return rr, err
 	}
-	cvTarget := playTarget{cpu: srv.cpu, audit: func() (auditStats, error) { return scrapeAudit(opsAddr) }}
+	cvTarget := playTarget{cpu: srv.cpu, audit: func() (cvclient.AuditStats, error) { return cvclient.ScrapeAudit(opsAddr) }}
 	for i, id := range ids {
 		cvTarget.urls = append(cvTarget.urls, "https://"+srv.addr+"/v1/recordings/"+id+"/audio")
-		cvTarget.sizes = append(cvTarget.sizes, b.files[i].size)
+		cvTarget.sizes = append(cvTarget.sizes, b.files[i].Size)
 	}
-	if err := verifyPlayback(ctx, nurse, cvTarget.urls[0], b.files[0].path); err != nil {
+	if err := verifyPlayback(ctx, nurse, cvTarget.urls[0], b.files[0].Path); err != nil {
 		return rr, fmt.Errorf("callvault: %w", err)
 	}
 	fsrv, err := startFileServer(ctx, filepath.Join(b.tmp, "audio"), devDir, filepath.Join(dir, "fileserver.log"))
@@ -126,10 +127,10 @@ func (b *bench) rep(ctx context.Context, r int) (repResult, error) {
 	cvTarget.live = b.live
 	refTarget := playTarget{cpu: fsrv.cpu, live: b.live}
 	for _, f := range b.files {
-		refTarget.urls = append(refTarget.urls, "https://"+fsrv.addr+"/audio/"+f.name)
-		refTarget.sizes = append(refTarget.sizes, f.size)
+		refTarget.urls = append(refTarget.urls, "https://"+fsrv.addr+"/audio/"+f.Name)
+		refTarget.sizes = append(refTarget.sizes, f.Size)
 	}
-	if err := verifyPlayback(ctx, nurse, refTarget.urls[0], b.files[0].path); err != nil {
+	if err := verifyPlayback(ctx, nurse, refTarget.urls[0], b.files[0].Path); err != nil {
 		return rr, fmt.Errorf("reference: %w", err)
 	}
 	steps = []func() error{

@@ -4,14 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"maps"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +16,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +23,7 @@ import (
 	"callvault/internal/httpapi"
 
 	"callvault/bench/internal/benchstat"
+	"callvault/bench/internal/cvclient"
 )
 
 // process is a server child process: callvault serve --dev or the
@@ -99,7 +96,7 @@ func (p *process) stop() {
 }
 
 // cpu returns the user+system CPU time the process has used so far.
-func (p *process) cpu() (time.Duration, error) { return procCPU(p.cmd.Process.Pid) }
+func (p *process) cpu() (time.Duration, error) { return benchstat.ProcCPU(p.cmd.Process.Pid) }
 
 // tail returns the last lines of a log file, for an error message.
 func tail(path string) string {
@@ -166,7 +163,7 @@ func fileServer(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("fileserver: %w", err)
 	}
-	pool, err := caPool(*devDir)
+	pool, err := cvclient.CAPool(*devDir)
 	if err != nil {
 		return err
 	}
@@ -193,126 +190,6 @@ func fileServer(args []string, stdout io.Writer) error {
 		return fmt.Errorf("fileserver: %w", err)
 	}
 	return nil
-}
-
-func caPool(devDir string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(filepath.Join(devDir, "ca.pem"))
-	if err != nil {
-		return nil, fmt.Errorf("dev CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("dev CA: no certificate in ca.pem")
-	}
-	return pool, nil
-}
-
-// clientTLS returns the TLS 1.3 configuration of a client presenting the
-// dev identity who ("capture", "nurse").
-func clientTLS(devDir, who string) (*tls.Config, error) {
-	pool, err := caPool(devDir)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(devDir, who+".pem"), filepath.Join(devDir, who+"-key.pem"))
-	if err != nil {
-		return nil, fmt.Errorf("dev identity %s: %w", who, err)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}, nil
-}
-
-// newClient returns a keep-alive HTTP/1.1 client with its own connection
-// pool, as one user agent would have.
-func newClient(cfg *tls.Config) *http.Client {
-	return &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
-		TLSClientConfig: cfg.Clone(), MaxIdleConnsPerHost: 1, DisableCompression: true,
-		WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10,
-	}}
-}
-
-// procCPU returns the user+system CPU time of process pid from
-// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil
-}
-
-// auditStats is callvault's audit-append histogram
-// (callvault_audit_append_seconds), scraped from /metrics.
-type auditStats struct {
-	count   int64
-	sum     float64           // seconds
-	buckets map[float64]int64 // upper bound in seconds → cumulative count
-}
-
-func (a auditStats) minus(b auditStats) auditStats {
-	d := auditStats{count: a.count - b.count, sum: a.sum - b.sum, buckets: map[float64]int64{}}
-	for le, n := range a.buckets {
-		d.buckets[le] = n - b.buckets[le]
-	}
-	return d
-}
-
-// quantileMs returns the upper bound, in ms, of the histogram bucket that
-// holds the q-quantile (0 < q ≤ 1): the q-quantile is at most that.
-func (a auditStats) quantileMs(q float64) float64 {
-	les := slices.Sorted(maps.Keys(a.buckets))
-	for _, le := range les {
-		if float64(a.buckets[le]) >= q*float64(a.count) {
-			return le * 1000
-		}
-	}
-	return math.Inf(1)
-}
-
-// meanMs is the mean time until an audit entry was durable, in ms.
-func (a auditStats) meanMs() float64 {
-	if a.count == 0 {
-		return 0
-	}
-	return a.sum / float64(a.count) * 1000
-}
-
-func scrapeAudit(opsAddr string) (auditStats, error) {
-	resp, err := http.Get("http://" + opsAddr + "/metrics")
-	if err != nil {
-		return auditStats{}, err
-	}
-	defer resp.Body.Close()
-	s := auditStats{buckets: map[float64]int64{}}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "callvault_audit_append_seconds_sum "); ok {
-			s.sum, _ = strconv.ParseFloat(v, 64)
-		} else if v, ok := strings.CutPrefix(line, "callvault_audit_append_seconds_count "); ok {
-			s.count, _ = strconv.ParseInt(v, 10, 64)
-		} else if v, ok := strings.CutPrefix(line, `callvault_audit_append_seconds_bucket{le="`); ok {
-			le, n, _ := strings.Cut(v, `"} `)
-			bound, err := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
-			if err != nil {
-				continue
-			}
-			s.buckets[bound], _ = strconv.ParseInt(n, 10, 64)
-		}
-	}
-	return s, sc.Err()
 }
 
 type cpuTimes = benchstat.CPUTimes
@@ -365,7 +242,7 @@ func oursCPU(pids []int) time.Duration {
 		}
 	}
 	for _, pid := range pids {
-		if c, err := procCPU(pid); err == nil {
+		if c, err := benchstat.ProcCPU(pid); err == nil {
 			d += c
 		}
 	}

@@ -1,6 +1,7 @@
 // Package benchstat holds the small statistics and machine readings the
 // benchmark drivers under bench/ share: medians, nearest-rank percentiles,
-// and the machine's CPU time from /proc/stat.
+// the machine's CPU time from /proc/stat, and a process's CPU time and
+// storage writes from /proc/PID.
 package benchstat
 
 import (

@@ -62,26 +62,43 @@ func DBSize(path string) (db, wal int64) {
 }
 
 // Meter measures, over one step, how busy the machine's CPUs were and how
-// much of that was outside this process (kernel threads such as disk
-// writeback, anyone else on the machine).
+// much of that was outside this process and the processes it watches
+// (kernel threads such as disk writeback, anyone else on the machine).
 type Meter struct {
 	machine CPUTimes
 	ours    time.Duration
+	pids    []int // watched processes, such as servers this process started
 }
 
 // Load is what a Meter saw: shares of all CPUs' time, busy whoever used
-// it, and busy outside this process; and this process's CPU time.
+// it, and busy outside this process and the watched ones; and the CPU
+// time of this process and the watched ones.
 type Load struct {
 	Busy, Other float64
 	CPU         time.Duration
 }
 
-// StartMeter starts measuring.
-func StartMeter() Meter { return Meter{machine: ReadCPUTimes(), ours: SelfCPU()} }
+// StartMeter starts measuring this process and the processes pids, which
+// must keep running until Stop.
+func StartMeter(pids ...int) Meter {
+	m := Meter{machine: ReadCPUTimes(), pids: pids}
+	m.ours = m.oursCPU()
+	return m
+}
+
+func (m Meter) oursCPU() time.Duration {
+	d := SelfCPU()
+	for _, pid := range m.pids {
+		if c, err := ProcCPU(pid); err == nil {
+			d += c
+		}
+	}
+	return d
+}
 
 // Stop returns the load since StartMeter.
 func (m Meter) Stop() Load {
-	t1, ours := ReadCPUTimes(), SelfCPU()
+	t1, ours := ReadCPUTimes(), m.oursCPU()
 	l := Load{CPU: ours - m.ours}
 	total := t1.Total - m.machine.Total
 	if total <= 0 {
