@@ -126,7 +126,7 @@ func New(t testing.TB) string {
 	}
 	shared.once.Do(func() {
 		start := time.Now()
-		shared.srv, shared.err = newServer()
+		shared.srv, shared.err = newServer("")
 		if shared.err == nil {
 			t.Logf("pgtest: PostgreSQL cluster made and started in %v", time.Since(start).Round(time.Millisecond))
 		}
@@ -142,7 +142,7 @@ func New(t testing.TB) string {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	start := time.Now()
-	s, err := newServer()
+	s, err := newServer("")
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -154,6 +154,31 @@ func Start(t testing.TB) *Server {
 	})
 	return s
 }
+
+// Launch makes and starts a cluster for a program that is not a test (a
+// benchmark driver): extraConf is appended to the postgresql.conf of the
+// tests (later lines win), so a caller can size shared_buffers and the
+// like. The caller owns the cluster and must call Remove.
+func Launch(extraConf string) (*Server, error) {
+	return newServer(extraConf)
+}
+
+// Remove stops s, if it runs, and removes its directory and data.
+func (s *Server) Remove() error { return s.remove() }
+
+// CreateDatabase creates a new, empty database named name, owned by the
+// DSN's user, and returns its DSN. Unlike NewDatabase it is not dropped
+// by anyone but Remove.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := s.admin(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()+` OWNER `+appRole); err != nil {
+		return "", fmt.Errorf("pgtest: create database: %w", err)
+	}
+	return s.DSN(name), nil
+}
+
+// Admin runs one statement as the superuser in database postgres: what
+// the application role may not do (CHECKPOINT, ALTER SYSTEM).
+func (s *Server) Admin(ctx context.Context, stmt string) error { return s.admin(ctx, stmt) }
 
 // DSN returns the URL of database db of s.
 func (s *Server) DSN(db string) string {
@@ -253,8 +278,9 @@ func (s *Server) running() bool {
 	return s.cmd != nil
 }
 
-// newServer makes a cluster in a new temporary directory and starts it.
-func newServer() (*Server, error) {
+// newServer makes a cluster in a new temporary directory, with extraConf
+// appended to its configuration, and starts it.
+func newServer(extraConf string) (*Server, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -311,7 +337,7 @@ func newServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = conf.WriteString(config + "unix_socket_directories = '" + sock + "'\n")
+	_, err = conf.WriteString(config + "unix_socket_directories = '" + sock + "'\n" + extraConf)
 	if cerr := conf.Close(); err == nil {
 		err = cerr
 	}
