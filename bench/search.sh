@@ -26,6 +26,9 @@ sqlite | postgres | all) ;;
 esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/callvault-searchrun-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
+# The PostgreSQL cluster lives under it and runs as the postgres user, who
+# must pass through.
+chmod 711 "$tmp"
 
 log() { echo "$(date +%H:%M:%S) $*" >&2; }
 

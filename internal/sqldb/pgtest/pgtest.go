@@ -158,9 +158,11 @@ func Start(t testing.TB) *Server {
 // Launch makes and starts a cluster for a program that is not a test (a
 // benchmark driver): extraConf is appended to the postgresql.conf of the
 // tests (later lines win), so a caller can size shared_buffers and the
-// like. The caller owns the cluster and must call Remove.
+// like. The cluster listens on TCP only: a driver's temp dir may be too
+// deep for a Unix socket's path (107 bytes). The caller owns the cluster
+// and must call Remove.
 func Launch(extraConf string) (*Server, error) {
-	return newServer(extraConf)
+	return newServer("unix_socket_directories = ''\n" + extraConf)
 }
 
 // Remove stops s, if it runs, and removes its directory and data.
