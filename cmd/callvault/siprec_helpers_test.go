@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -41,24 +42,59 @@ func runSipp(t *testing.T, target, scen, token string, extra ...string) ([]byte,
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Fatal("sipp is not installed; scripts/deps.sh installs Debian's sip-tester")
 	}
-	args := append(sippArgs(t, target, scen, token), "-timeout", "180s", "-timeout_error",
-		"-max_recv_loops", "1000", "-trace_err", "-error_file", filepath.Join(filepath.Dir(scen), "sipp-errors.log"))
-	args = append(args, extra...)
-	cmd := exec.Command("sipp", args...)
-	cmd.Dir = filepath.Dir(scen)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		errs, _ := os.ReadFile(filepath.Join(filepath.Dir(scen), "sipp-errors.log"))
-		out = append(out, errs...)
+	// The free ports sippArgs picks can be taken by another test's
+	// socket before sipp binds them; sipp then exits at start, before
+	// sending anything, and a run on other ports is the same test.
+	for try := 1; ; try++ {
+		errFile := filepath.Join(filepath.Dir(scen), "sipp-errors.log")
+		os.Remove(errFile)
+		args := append(sippArgs(t, target, scen, token), "-timeout", "180s", "-timeout_error",
+			"-max_recv_loops", "1000", "-trace_err", "-error_file", errFile)
+		args = append(args, extra...)
+		cmd := exec.Command("sipp", args...)
+		cmd.Dir = filepath.Dir(scen)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			errs, _ := os.ReadFile(errFile)
+			out = append(out, errs...)
+		}
+		if err == nil || try == 3 || !bytes.Contains(out, []byte("Address already in use")) {
+			return out, err
+		}
+		t.Logf("sipp could not bind its ports (try %d), again on others", try)
 	}
-	return out, err
 }
 
 // sippArgs are the arguments every sipp run of the tests shares: the
 // scenario, Call-IDs TOKEN-N@…, UDP from 127.0.0.1 with free ports.
 func sippArgs(t *testing.T, target, scen, token string) []string {
 	return []string{target, "-sf", scen, "-cid_str", token + "-%u@%s", "-t", "u1", "-i", "127.0.0.1", "-mi", "127.0.0.1",
-		"-mp", fmt.Sprint(freeUDPPort(t) &^ 1), "-p", fmt.Sprint(freeUDPPort(t)), "-nostdin"}
+		"-mp", fmt.Sprint(freeMediaPorts(t)), "-p", fmt.Sprint(freeUDPPort(t)), "-nostdin"}
+}
+
+// freeMediaPorts returns an even port P such that P to P+3, sipp's audio
+// and video RTP and RTCP ports for -mp P, were all free a moment ago.
+func freeMediaPorts(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		p := freeUDPPort(t) &^ 1
+		var held []*net.UDPConn
+		for i := range 4 {
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + i})
+			if err != nil {
+				break
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if len(held) == 4 {
+			return p
+		}
+	}
+	t.Fatal("no four free consecutive UDP ports for sipp's media")
+	return 0
 }
 
 // sippInBackground plays one call of sc (its pcap made of legs) against
