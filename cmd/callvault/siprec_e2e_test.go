@@ -273,6 +273,14 @@ func TestSIPRecHold(t *testing.T) {
 // TestSIPRecCancelAndRefusals: a CANCEL before the answer stores nothing;
 // an INVITE from an address that is not a configured source gets 403 and
 // an audited refusal.
+//
+// The client sends its CANCEL after the provisional 100, as RFC 3261 9.1
+// requires. The server would answer long before its 100 (sent after 200
+// ms), so the test holds the audit log's lock until sipp is done: the
+// INVITE waits in BeginCapture, and the CANCEL reaches it before any
+// answer. (Sent at once after the INVITE, a CANCEL can be handled before
+// the INVITE's transaction exists, since sipgo handles each request on
+// its own goroutine, and rightly gets 481.)
 func TestSIPRecCancelAndRefusals(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -283,9 +291,11 @@ func TestSIPRecCancelAndRefusals(t *testing.T) {
 <scenario name="cancel">
 <send><![CDATA[
 ` + strings.Replace(siptest.Invite, "{{SDP}}", siptest.SDP("sendonly"), 1) + `]]></send>
+<recv response="100"/>
+<!-- [branch-N] is the branch of the element N back: the INVITE. -->
 <send><![CDATA[
 CANCEL sip:srs@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-1]
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-2]
 From: <sip:src@[local_ip]:[local_port]>;tag=[pid]src[call_number]
 To: <sip:srs@[remote_ip]:[remote_port]>
 Call-ID: [call_id]
@@ -294,7 +304,6 @@ Max-Forwards: 70
 Content-Length: 0
 
 ]]></send>
-<recv response="100" optional="true"/>
 <recv response="200"/>
 <recv response="487"/>
 <send><![CDATA[
@@ -312,7 +321,10 @@ Content-Length: 0
 `
 	scen := filepath.Join(dir, "cancel.xml")
 	os.WriteFile(scen, []byte(strings.ReplaceAll(cancel, "{{TOKEN}}", "cancel")), 0o600)
-	if out, err := runSipp(t, srv.sipAddr, scen, "cancel", "-m", "1"); err != nil {
+	release := lockAuditLog(t, srv.dataDir)
+	out, err := runSipp(t, srv.sipAddr, scen, "cancel", "-m", "1")
+	release()
+	if err != nil {
 		t.Fatalf("sipp cancel: %v\n%s", err, out)
 	}
 
