@@ -32,11 +32,11 @@ func (b *bench) report(w io.Writer) {
 	fmt.Fprintln(w, "| query | timed per table | mean rows | one table p50 ms | monthly p50 ms | one table p99 ms | monthly p99 ms | p50 ratio | p99 ratio |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, ph := range b.phases {
-		a, m := ph.d[0], ph.d[1]
+		a, m := ph.t.D[0], ph.t.D[1]
 		ap50, ap99 := benchstat.Percentile(a, 50), benchstat.Percentile(a, 99)
 		mp50, mp99 := benchstat.Percentile(m, 50), benchstat.Percentile(m, 99)
 		fmt.Fprintf(w, "| %s | %d | %.1f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f |\n",
-			ph.name, len(a), float64(ph.rows[0]+ph.rows[1])/float64(len(a)+len(m)),
+			ph.name, len(a), ph.t.MeanRows(),
 			ms(ap50), ms(mp50), ms(ap99), ms(mp99), ms(mp50)/ms(ap50), ms(mp99)/ms(ap99))
 	}
 	fmt.Fprintln(w)

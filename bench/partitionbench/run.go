@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"callvault/bench/internal/benchstat"
+	"callvault/bench/internal/paired"
 	"callvault/bench/internal/synthpop"
 	"callvault/internal/audit"
 	"callvault/internal/keys"
@@ -320,11 +321,10 @@ const (
 	aMonth     = `SELECT entry FROM %s WHERE time >= ? AND time < ? ORDER BY idx`
 )
 
-// phase is one set of measurements: per table, its samples.
+// phase is one set of measurements.
 type phase struct {
 	name string
-	d    [2][]time.Duration
-	rows [2]int
+	t    *paired.Timings
 }
 
 func timeQuery(ctx context.Context, db *sqldb.DB, ti int, q query) (time.Duration, error) {
@@ -353,48 +353,12 @@ func timeQuery(ctx context.Context, db *sqldb.DB, ti int, q query) (time.Duratio
 	return d, nil
 }
 
-// once runs each query once on one table: pairs of queries, the plain
-// table first in even pairs and the partitioned one first in odd ones.
-func once(ctx context.Context, db *sqldb.DB, ph *phase, qs []query) error {
-	for k, q := range qs {
-		ti := k % 2
-		if (k/2)%2 == 1 {
-			ti = 1 - ti
-		}
-		d, err := timeQuery(ctx, db, ti, q)
-		if err != nil {
-			return err
-		}
-		ph.d[ti] = append(ph.d[ti], d)
-		ph.rows[ti] += q.want
+// over returns the paired.Func that runs query k of qs on table m.
+func over(db *sqldb.DB, qs []query) paired.Func {
+	return func(ctx context.Context, k, m int) (time.Duration, int, error) {
+		d, err := timeQuery(ctx, db, m, qs[k])
+		return d, qs[k].want, err
 	}
-	return nil
-}
-
-// repeat runs every query on both tables once untimed, then rounds times
-// timed, the table order alternating between rounds.
-func repeat(ctx context.Context, db *sqldb.DB, ph *phase, qs []query, rounds int) error {
-	for _, q := range qs {
-		for ti := range tables {
-			if _, err := timeQuery(ctx, db, ti, q); err != nil {
-				return err
-			}
-		}
-	}
-	for r := range rounds {
-		for _, q := range qs {
-			for j := range tables {
-				ti := (j + r) % 2
-				d, err := timeQuery(ctx, db, ti, q)
-				if err != nil {
-					return err
-				}
-				ph.d[ti] = append(ph.d[ti], d)
-				ph.rows[ti] += q.want
-			}
-		}
-	}
-	return nil
 }
 
 func (b *bench) patientQueries(pnrs []string, counts []int) []query {
@@ -468,9 +432,9 @@ func (b *bench) measure(ctx context.Context) error {
 		ph := &phase{name: s.name}
 		var err error
 		if s.rounds == 0 {
-			err = once(ctx, db, ph, s.qs)
+			ph.t, err = paired.Once(ctx, len(s.qs), over(db, s.qs))
 		} else {
-			err = repeat(ctx, db, ph, s.qs, s.rounds)
+			ph.t, err = paired.Repeat(ctx, len(s.qs), s.rounds, over(db, s.qs))
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -523,49 +487,44 @@ func (b *bench) explain(ctx context.Context, db *sqldb.DB, qs ...query) error {
 // appendPhase times the log writer's transaction on each table: MAX(idx),
 // then 64 INSERTs of new entries, committed with synchronous_commit on.
 func (b *bench) appendPhase(ctx context.Context, db *sqldb.DB) (*phase, error) {
-	ph := &phase{name: "append: MAX(idx) + 64 INSERTs + COMMIT"}
 	rng := rand.New(rand.NewChaCha8([32]byte{'a', 'p', 'p'}))
 	at := base.AddDate(years, 5, 0).UnixNano() // in a partition past the data
-	for r := range 2 * b.o.appends {
-		ti := r % 2
-		if (r/2)%2 == 1 {
-			ti = 1 - ti
-		}
+	t, err := paired.Once(ctx, 2*b.o.appends, func(ctx context.Context, _, ti int) (time.Duration, int, error) {
 		batch, err := b.rows(rng, 0, 64)
 		if err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 		t0 := time.Now()
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			return nil, err
+			return 0, 0, err
 		}
+		defer tx.Rollback()
 		var n int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM `+tables[ti]).Scan(&n); err != nil {
-			tx.Rollback()
-			return nil, err
+			return 0, 0, err
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO `+tables[ti]+`
 			(idx, time, action, outcome, "user", patient_index, recording_id, entry, hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
-			tx.Rollback()
-			return nil, err
+			return 0, 0, err
 		}
 		for i, row := range batch {
 			row[0], row[1], row[5] = n+int64(i), at, nil
 			if _, err := stmt.ExecContext(ctx, row...); err != nil {
-				tx.Rollback()
-				return nil, err
+				return 0, 0, err // the rollback closes stmt
 			}
 		}
 		stmt.Close()
 		if err := tx.Commit(); err != nil {
-			return nil, err
+			return 0, 0, err
 		}
-		ph.d[ti] = append(ph.d[ti], time.Since(t0))
-		ph.rows[ti] += len(batch)
+		return time.Since(t0), len(batch), nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return ph, nil
+	return &phase{name: "append: MAX(idx) + 64 INSERTs + COMMIT", t: t}, nil
 }
 
 // dropCaches: a CHECKPOINT, a stop and a start of PostgreSQL (its shared

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"callvault/bench/internal/paired"
 	"callvault/bench/internal/synthpop"
 	"callvault/internal/catalog"
 	"callvault/internal/keys"
@@ -71,17 +72,11 @@ var methods = [2]method{
 	}},
 }
 
-// samples are one phase's timings of one method.
-type samples struct {
-	d    []time.Duration
-	rows int // rows returned over all timed queries
-}
-
-// phase is one set of measurements: per method, its samples.
+// phase is one set of measurements.
 type phase struct {
 	name string
 	desc string
-	m    [2]samples
+	t    *paired.Timings
 }
 
 // patient is a patient to query and the number of recordings they have.
@@ -105,48 +100,12 @@ func (s *searcher) timeOne(ctx context.Context, mi int, p patient) (time.Duratio
 	return d, nil
 }
 
-// once queries each patient once, by one method: pairs of patients, the
-// first method first in even pairs, second first in odd ones.
-func (s *searcher) once(ctx context.Context, ph *phase, ps []patient) error {
-	for k, p := range ps {
-		mi := k % 2
-		if (k/2)%2 == 1 {
-			mi = 1 - mi
-		}
-		d, err := s.timeOne(ctx, mi, p)
-		if err != nil {
-			return err
-		}
-		ph.m[mi].d = append(ph.m[mi].d, d)
-		ph.m[mi].rows += p.want
+// over returns the paired.Func that runs method m on patient k of ps.
+func (s *searcher) over(ps []patient) paired.Func {
+	return func(ctx context.Context, k, m int) (time.Duration, int, error) {
+		d, err := s.timeOne(ctx, m, ps[k])
+		return d, ps[k].want, err
 	}
-	return nil
-}
-
-// repeat queries every patient of ps with both methods once untimed, then
-// rounds times timed, the method order alternating between rounds.
-func (s *searcher) repeat(ctx context.Context, ph *phase, ps []patient, rounds int) error {
-	for _, p := range ps {
-		for mi := range methods {
-			if _, err := s.timeOne(ctx, mi, p); err != nil {
-				return err
-			}
-		}
-	}
-	for r := range rounds {
-		for _, p := range ps {
-			for j := range methods {
-				mi := (j + r) % 2
-				d, err := s.timeOne(ctx, mi, p)
-				if err != nil {
-					return err
-				}
-				ph.m[mi].d = append(ph.m[mi].d, d)
-				ph.m[mi].rows += p.want
-			}
-		}
-	}
-	return nil
 }
 
 // sampleBulk returns k distinct bulk patients that have at least one

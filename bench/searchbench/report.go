@@ -35,11 +35,11 @@ func (b *bench) report(w io.Writer) {
 	fmt.Fprintln(w, "| phase | queries per method | mean rows | reference p50 ms | ByPatient p50 ms | reference p99 ms | ByPatient p99 ms | p50 ratio | p99 ratio |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, ph := range b.phases {
-		r, c := ph.m[0], ph.m[1]
-		rp50, rp99 := benchstat.Percentile(r.d, 50), benchstat.Percentile(r.d, 99)
-		cp50, cp99 := benchstat.Percentile(c.d, 50), benchstat.Percentile(c.d, 99)
+		r, c := ph.t.D[0], ph.t.D[1]
+		rp50, rp99 := benchstat.Percentile(r, 50), benchstat.Percentile(r, 99)
+		cp50, cp99 := benchstat.Percentile(c, 50), benchstat.Percentile(c, 99)
 		fmt.Fprintf(w, "| %s (%s) | %d | %.1f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f |\n",
-			ph.name, ph.desc, len(c.d), float64(c.rows+r.rows)/float64(len(c.d)+len(r.d)),
+			ph.name, ph.desc, len(c), ph.t.MeanRows(),
 			ms(rp50), ms(cp50), ms(rp99), ms(cp99), ms(cp50)/ms(rp50), ms(cp99)/ms(rp99))
 	}
 	fmt.Fprintln(w)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"callvault/bench/internal/benchstat"
+	"callvault/bench/internal/paired"
 	"callvault/bench/internal/synthpop"
 	"callvault/internal/catalog"
 	"callvault/internal/keys"
@@ -249,19 +250,19 @@ func (b *bench) measure(ctx context.Context) error {
 	}
 	cold := &phase{name: "cold", desc: fmt.Sprintf("%d distinct bulk patients, each queried once by one method", len(coldPs))}
 	b.logf("cold phase: %d queries", len(coldPs))
-	if err := s.once(ctx, cold, coldPs); err != nil {
+	if cold.t, err = paired.Once(ctx, len(coldPs), s.over(coldPs)); err != nil {
 		return err
 	}
 	warm := &phase{name: "warm", desc: fmt.Sprintf("%d bulk patients × %d rounds per method", len(warmPs), b.o.rounds)}
 	b.logf("warm phase: %d patients × %d rounds", len(warmPs), b.o.rounds)
-	if err := s.repeat(ctx, warm, warmPs, b.o.rounds); err != nil {
+	if warm.t, err = paired.Repeat(ctx, len(warmPs), b.o.rounds, s.over(warmPs)); err != nil {
 		return err
 	}
 	b.phases = append(b.phases, cold, warm)
 	for _, t := range b.pop.Tracked {
 		ph := &phase{name: fmt.Sprintf("test patient, %d recordings", t.Count), desc: fmt.Sprintf("%d rounds per method", b.o.tracked)}
 		b.logf("test patient with %d recordings: %d rounds", t.Count, b.o.tracked)
-		if err := s.repeat(ctx, ph, []patient{{pnr: t.PNR, want: t.Count}}, b.o.tracked); err != nil {
+		if ph.t, err = paired.Repeat(ctx, 1, b.o.tracked, s.over([]patient{{pnr: t.PNR, want: t.Count}})); err != nil {
 			return err
 		}
 		b.phases = append(b.phases, ph)
