@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"callvault/bench/internal/benchstat"
@@ -51,10 +49,7 @@ func (m meter) stop() measured {
 
 // dropCaches writes dirty data back and drops the clean page cache, dentries
 // and inodes (needs root). It returns an error if it cannot.
-func dropCaches() error {
-	syscall.Sync()
-	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
-}
+func dropCaches() error { return benchstat.DropCaches() }
 
 // canDropCaches reports whether dropCaches works here, by trying it.
 func canDropCaches() bool { return dropCaches() == nil }

@@ -539,6 +539,5 @@ func (b *bench) dropCaches(ctx context.Context) error {
 			logf("restart PostgreSQL: %v", err)
 		}
 	}()
-	syscall.Sync()
-	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
+	return benchstat.DropCaches()
 }

@@ -285,6 +285,5 @@ func (b *bench) dropCaches(ctx context.Context) error {
 			}
 		}()
 	}
-	syscall.Sync()
-	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
+	return benchstat.DropCaches()
 }

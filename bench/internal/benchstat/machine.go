@@ -161,3 +161,10 @@ func Machine() string {
 	return fmt.Sprintf("%d CPUs (nproc), %s (flags include %s); GOMAXPROCS %d; %.1f GiB memory; Linux %s; %s",
 		runtime.NumCPU(), model, flags, runtime.GOMAXPROCS(0), memGiB, kernel, runtime.Version())
 }
+
+// DropCaches writes dirty data back and drops the kernel's clean page
+// cache, dentries and inodes (needs root); an error means it could not.
+func DropCaches() error {
+	syscall.Sync()
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
+}
